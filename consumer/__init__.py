@@ -1,0 +1,1 @@
+"""The RabbitMQ consumer: ``python -m consumer``."""

@@ -1,0 +1,301 @@
+"""The consume loop: one broker connection, work on other threads.
+
+The main thread owns the pika connection and does nothing but broker I/O
+(deliveries, heartbeats, acks), so a slow download or a huge photo never costs
+the connection. Each message is handled on a worker thread; its ack, nack or
+retry is handed back to the main thread with ``add_callback_threadsafe``.
+At most ``prefetch`` messages are in flight (1 by default).
+
+It reconnects when RabbitMQ goes away, waits out database outages while holding
+the message, and on SIGTERM stops taking messages, lets the one in hand finish
+(up to ``grace`` seconds) and closes; anything unfinished goes back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import FrameType
+from typing import TypeVar
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError
+from pika.spec import Basic, BasicProperties
+
+from photos import db, fetch
+from photos.config import Settings
+from photos.db import is_unavailable
+from photos.pipeline import Done, Outcome, Processor, RetryLater, fail_dead_lettered
+from photos.queue import PhotoMessage, Topology, properties
+from photos.storage import Storage
+
+log = logging.getLogger("consumer")
+
+MAX_BACKOFF = 15.0
+T = TypeVar("T")
+
+
+@dataclass
+class _Delivery:
+    channel: BlockingChannel
+    tag: int
+    body: bytes
+    properties: BasicProperties
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        processor: Processor,
+        *,
+        grace: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.topology = Topology(settings.queue_name)
+        self.grace = grace
+        self._stop = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting with backoff when the broker goes away."""
+        removed = self.processor.storage.sweep_partials()
+        if removed:
+            log.info("removed partial files of dead writers", extra={"count": removed})
+        backoff = 0.5
+        with ThreadPoolExecutor(self.settings.prefetch, thread_name_prefix="photo") as pool:
+            while not self._stop.is_set():
+                try:
+                    self._consume(pool)
+                    backoff = 0.5
+                except AMQPError as exc:
+                    log.warning("broker connection lost", extra={"error": repr(exc), "retry_in": backoff})
+                    self._stop.wait(backoff)
+                    backoff = min(MAX_BACKOFF, backoff * 2)
+                finally:
+                    self._close()
+        log.info("consumer stopped")
+
+    def _consume(self, pool: ThreadPoolExecutor) -> None:
+        params = pika.URLParameters(self.settings.amqp_uri)
+        params.heartbeat = 30
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        connection = pika.BlockingConnection(params)
+        self._connection = connection
+        channel = connection.channel()
+        channel.confirm_delivery()
+        self.topology.declare(channel)
+        channel.basic_qos(prefetch_count=self.settings.prefetch)
+        work_tag = channel.basic_consume(
+            self.topology.queue, lambda ch, m, p, b: self._dispatch(pool, ch, m, p, b, self._handle_photo)
+        )
+        dead_tag = channel.basic_consume(
+            self.topology.dead_queue,
+            lambda ch, m, p, b: self._dispatch(pool, ch, m, p, b, self._handle_dead),
+        )
+        log.info("consuming", extra={"queue": self.topology.queue, "prefetch": self.settings.prefetch})
+        while not self._stop.is_set():
+            connection.process_data_events(time_limit=0.25)
+        # Stop taking messages, finish what is in hand, then close.
+        channel.basic_cancel(work_tag)
+        channel.basic_cancel(dead_tag)
+        deadline = time.monotonic() + self.grace
+        while self._busy() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        if self._busy():
+            log.warning("stopping with a message in hand; it returns to the queue")
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except AMQPError:
+                pass
+
+    def _busy(self) -> bool:
+        with self._inflight_lock:
+            return self._inflight > 0
+
+    # --- messages ------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        pool: ThreadPoolExecutor,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        props: BasicProperties,
+        body: bytes,
+        handler: Callable[[_Delivery], Callable[[], None]],
+    ) -> None:
+        connection = self._connection
+        assert connection is not None and method.delivery_tag is not None
+        delivery = _Delivery(channel, method.delivery_tag, body, props)
+        with self._inflight_lock:
+            self._inflight += 1
+
+        def work() -> None:
+            try:
+                settle = handler(delivery)
+            except Exception:
+                log.exception("unexpected error handling a message; it returns to the queue")
+                settle = lambda: _nack(delivery)  # noqa: E731
+            try:
+                connection.add_callback_threadsafe(lambda: self._settle(settle))
+            except AMQPError:
+                # The connection is gone; the broker has already put the message
+                # back, and its next delivery finds the photo's state committed.
+                self._settle(lambda: None)
+
+        pool.submit(work)
+
+    def _settle(self, settle: Callable[[], None]) -> None:
+        try:
+            settle()
+        except AMQPError as exc:
+            log.warning("could not settle a message", extra={"error": repr(exc)})
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _handle_photo(self, delivery: _Delivery) -> Callable[[], None]:
+        try:
+            message = PhotoMessage.decode(delivery.body)
+        except ValueError as exc:
+            log.error("dropping a message that is not ours", extra={"error": str(exc), "body": delivery.body[:200]})
+            return lambda: _ack(delivery)
+        outcome = self._with_database(lambda: self._process(message))
+        if outcome is None:
+            return lambda: _nack(delivery)
+        if isinstance(outcome, RetryLater):
+            delay_ms = max(1, int(outcome.delay * 1000))
+            return lambda: self._republish_later(delivery, delay_ms)
+        return lambda: _ack(delivery)
+
+    def _process(self, message: PhotoMessage) -> Outcome:
+        renewer = _LeaseRenewer(self.processor, message, self.settings.lease_seconds / 3)
+        with renewer:
+            try:
+                return self.processor.handle(message)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                log.exception("bug while processing", extra={"photo": str(message.photo_uuid)})
+                return self.processor.fail(message.photo_uuid, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _handle_dead(self, delivery: _Delivery) -> Callable[[], None]:
+        try:
+            message = PhotoMessage.decode(delivery.body)
+        except ValueError:
+            log.error("dropping an undecodable dead letter", extra={"body": delivery.body[:200]})
+            return lambda: _ack(delivery)
+        headers = delivery.properties.headers or {}
+        count = headers.get("x-delivery-count", "several")
+        reason = (
+            f"every consumer that took this photo stopped before finishing "
+            f"(delivered {count} times); the photo may crash the image code"
+        )
+        changed = self._with_database(lambda: fail_dead_lettered(self.processor.factory, message.photo_uuid, reason))
+        if changed:
+            log.warning("photo failed", extra={"photo": str(message.photo_uuid), "outcome": "failed", "reason": reason})
+        return lambda: _ack(delivery) if changed is not None else _nack(delivery)
+
+    def _republish_later(self, delivery: _Delivery, delay_ms: int) -> None:
+        delivery.channel.basic_publish(
+            "", self.topology.delay_queue, delivery.body, properties(delay_ms=delay_ms), mandatory=True
+        )
+        _ack(delivery)
+
+    def _with_database(self, action: Callable[[], T]) -> T | None:
+        """Run ``action``, waiting out a database outage; None if told to stop first."""
+        backoff = 0.5
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                if self._stop.is_set():
+                    return None
+                log.warning("database unavailable, waiting", extra={"retry_in": backoff})
+                self._stop.wait(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+
+class _LeaseRenewer:
+    """Keeps the lease on a photo alive while it is being processed."""
+
+    def __init__(self, processor: Processor, message: PhotoMessage, interval: float) -> None:
+        self._processor = processor
+        self._photo = message.photo_uuid
+        self._interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> _LeaseRenewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                self._processor.renew_lease(self._photo)
+            except Exception as exc:  # the next renewal or the outcome will tell
+                log.warning("lease renewal failed", extra={"photo": str(self._photo), "error": repr(exc)})
+
+
+def _ack(delivery: _Delivery) -> None:
+    delivery.channel.basic_ack(delivery.tag)
+
+
+def _nack(delivery: _Delivery) -> None:
+    delivery.channel.basic_nack(delivery.tag, requeue=True)
+
+
+def build_worker(settings: Settings) -> Worker:
+    """Wire the real adapters together: the one place that does."""
+    engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1)
+    policy = fetch.FetchPolicy(
+        allowed_hosts=settings.allowed_fetch_hosts,
+        max_bytes=settings.fetch_max_bytes,
+        connect_timeout=settings.fetch_connect_timeout,
+        total_timeout=settings.fetch_total_timeout,
+        max_redirects=settings.fetch_max_redirects,
+    )
+    processor = Processor(
+        factory=db.make_session_factory(engine),
+        storage=Storage(settings.thumbs_dir),
+        fetcher=lambda url: fetch.fetch(url, policy),
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        max_pixels=settings.max_image_pixels,
+        retry_base_delay=settings.retry_base_delay,
+    )
+    return Worker(settings, processor)

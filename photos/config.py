@@ -1,0 +1,102 @@
+"""Settings, read once from the environment into a frozen value.
+
+Nothing else in the code base reads ``os.environ``: entry points call
+:func:`Settings.from_env` and pass the result down, tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_PG_URI = "postgresql://postgres@127.0.0.1:5432/photos"
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _hosts(raw: str) -> frozenset[str]:
+    return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    pg_uri: str = DEFAULT_PG_URI
+    amqp_uri: str = DEFAULT_AMQP_URI
+    thumbs_dir: Path = Path("thumbs")
+    port: int = 3000
+    # Host names or addresses that downloads may reach although they are private
+    # or loopback (the sample photos are served by the app itself on localhost).
+    allowed_fetch_hosts: frozenset[str] = field(default_factory=frozenset)
+    queue_name: str = "photo-processor"
+    # Downloads
+    fetch_max_bytes: int = 50 * 1024 * 1024
+    fetch_connect_timeout: float = 5.0
+    fetch_total_timeout: float = 30.0
+    fetch_max_redirects: int = 5
+    # Images: a photo with more pixels than this is refused before decoding.
+    max_image_pixels: int = 100_000_000
+    # Processing
+    max_attempts: int = 5
+    retry_base_delay: float = 1.0
+    lease_seconds: float = 60.0
+    prefetch: int = 1
+    # Web
+    max_content_length: int = 32 * 1024 * 1024
+    sample_base_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        port = _int(env, "PORT", 3000, minimum=1)
+        return cls(
+            pg_uri=env.get("PG_CONNECTION_URI") or DEFAULT_PG_URI,
+            amqp_uri=env.get("AMQP_URI") or DEFAULT_AMQP_URI,
+            thumbs_dir=Path(env.get("THUMBS_DIR") or "thumbs"),
+            port=port,
+            allowed_fetch_hosts=_hosts(env.get("ALLOWED_FETCH_HOSTS", "")),
+            queue_name=env.get("QUEUE_NAME") or "photo-processor",
+            fetch_max_bytes=_int(env, "FETCH_MAX_BYTES", 50 * 1024 * 1024, minimum=1),
+            fetch_connect_timeout=_float(env, "FETCH_CONNECT_TIMEOUT", 5.0),
+            fetch_total_timeout=_float(env, "FETCH_TOTAL_TIMEOUT", 30.0),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, minimum=1),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
+            retry_base_delay=_float(env, "RETRY_BASE_DELAY", 1.0),
+            lease_seconds=_float(env, "LEASE_SECONDS", 60.0),
+            prefetch=_int(env, "CONSUMER_PREFETCH", 1, minimum=1),
+            max_content_length=_int(env, "MAX_CONTENT_LENGTH", 32 * 1024 * 1024, minimum=1),
+            sample_base_url=env.get("SAMPLE_BASE_URL") or f"http://localhost:{port}/samples/",
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,165 @@
+"""Safe downloads of photos by URL.
+
+What is guaranteed:
+- only ``http`` and ``https``;
+- every address a host name resolves to must be public, unless the host (or the
+  address) is listed in ``allowed_hosts``; the connection goes to the address
+  that was checked, so a second DNS answer cannot point it elsewhere;
+- redirects are followed by hand, each hop checked like the first;
+- the body is capped at ``max_bytes`` and the whole download at
+  ``total_timeout`` seconds, however slowly the bytes arrive.
+
+Failures are :class:`PermanentError` (retrying cannot help) or
+:class:`TransientError` (it might).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import SSLError
+
+from photos.errors import PermanentError, TransientError
+
+USER_AGENT = "photo-processor/1.0"
+_CHUNK = 64 * 1024
+
+
+class BlockedAddressError(PermanentError):
+    """The URL points at an address downloads may not reach."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    allowed_hosts: frozenset[str] = frozenset()
+    max_bytes: int = 50 * 1024 * 1024
+    connect_timeout: float = 5.0
+    total_timeout: float = 30.0
+    max_redirects: int = 5
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def fetch(url: str, policy: FetchPolicy) -> bytes:
+    """The body of ``url``, following at most ``policy.max_redirects`` redirects."""
+    deadline = time.monotonic() + policy.total_timeout
+    for _ in range(policy.max_redirects + 1):
+        location = _fetch_once(url, policy, deadline)
+        if isinstance(location, bytes):
+            return location
+        url = location
+    raise PermanentError(f"more than {policy.max_redirects} redirects")
+
+
+def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int, IPAddress]:
+    """Scheme, host, port and the checked address to connect to, or an error."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise PermanentError(f"malformed URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise PermanentError(f"only http and https URLs can be downloaded, not {scheme or 'none'!r}")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise PermanentError("URL has no host")
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            raise TransientError(f"could not resolve {host}: {exc.strerror}") from None
+        raise PermanentError(f"could not resolve {host}: {exc.strerror}") from None
+    except UnicodeError:
+        raise PermanentError(f"invalid host name {host!r}") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise PermanentError(f"{host} has no address")
+    host_allowed = host in policy.allowed_hosts
+    for address in addresses:
+        if not (host_allowed or str(address) in policy.allowed_hosts or _is_public(address)):
+            # Refuse if any answer is private: an attacker's name may mix them.
+            raise BlockedAddressError(
+                f"{host} resolves to {address}, which is not a public address"
+            )
+    return scheme, host, port, addresses[0]
+
+
+def _is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
+    """The body, or the URL to go to next when the answer is a redirect."""
+    scheme, host, port, address = check_url(url, policy)
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    default_port = 443 if scheme == "https" else 80
+    bracketed = f"[{host}]" if ":" in host else host
+    host_header = bracketed if port == default_port else f"{bracketed}:{port}"
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TransientError(f"download took longer than {policy.total_timeout:g}s")
+    timeout = urllib3.Timeout(connect=min(policy.connect_timeout, remaining), read=remaining)
+    pool: urllib3.HTTPConnectionPool
+    if scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            str(address), port, timeout=timeout, retries=False,
+            server_hostname=host, assert_hostname=host,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(str(address), port, timeout=timeout, retries=False)
+    try:
+        response = pool.urlopen(
+            "GET", path,
+            headers={"Host": host_header, "User-Agent": USER_AGENT, "Accept": "image/*"},
+            redirect=False, preload_content=False, retries=False,
+        )
+        try:
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.headers.get("Location")
+                if not location:
+                    raise PermanentError(f"HTTP {response.status} without a Location")
+                return urljoin(url, location)
+            if response.status == 429 or response.status >= 500:
+                raise TransientError(f"the photo host answered HTTP {response.status}")
+            if response.status != 200:
+                raise PermanentError(f"the photo host answered HTTP {response.status}")
+            return _read_capped(response, policy, deadline)
+        finally:
+            response.release_conn()
+            response.close()
+    except SSLError as exc:
+        raise PermanentError(f"TLS error talking to {host}: {exc}") from None
+    except Urllib3HTTPError as exc:
+        raise TransientError(f"download from {host} failed: {type(exc).__name__}") from None
+    finally:
+        pool.close()
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, policy: FetchPolicy, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
+        raise PermanentError(f"photo is {int(declared)} bytes, more than the limit of {policy.max_bytes}")
+    body = bytearray()
+    while True:
+        if time.monotonic() > deadline:
+            raise TransientError(f"download took longer than {policy.total_timeout:g}s")
+        # read1 returns as soon as some bytes arrive, so a host that drips a byte
+        # at a time cannot hold us past the deadline.
+        chunk = response.read1(_CHUNK)
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > policy.max_bytes:
+            raise PermanentError(f"photo is larger than the limit of {policy.max_bytes} bytes")

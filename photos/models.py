@@ -1,0 +1,100 @@
+"""SQLAlchemy models. The schema itself is created only by Alembic migrations."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class PhotoStatus(enum.StrEnum):
+    pending = "pending"
+    completed = "completed"
+    processing = "processing"
+    failed = "failed"
+
+
+photo_status = Enum(
+    PhotoStatus,
+    name="photo_status",
+    values_callable=lambda e: [m.value for m in e],
+    create_type=False,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (
+        Index("ix_photos_status_created_at", "status", "created_at"),
+        CheckConstraint("attempts >= 0", name="ck_photos_attempts"),
+    )
+
+    uuid: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[PhotoStatus] = mapped_column(
+        photo_status, nullable=False, server_default=PhotoStatus.pending.value
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # How many times a consumer has claimed the photo since it was last queued.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    # While processing: who holds the photo and until when. A lease that has run
+    # out belongs to a consumer that died; the next delivery takes the photo over.
+    lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    thumbnails: Mapped[list[Thumbnail]] = relationship(
+        back_populates="photo", order_by="Thumbnail.rendition", lazy="raise"
+    )
+
+
+class Thumbnail(Base):
+    __tablename__ = "photo_thumbnails"
+    __table_args__ = (
+        UniqueConstraint("photo_uuid", "rendition", name="uq_photo_thumbnails_photo_rendition"),
+    )
+
+    uuid: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    photo_uuid: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("photos.uuid", ondelete="CASCADE"), nullable=False
+    )
+    rendition: Mapped[str] = mapped_column(Text, nullable=False, server_default="fit-320")
+    width: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    height: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    photo: Mapped[Photo] = relationship(back_populates="thumbnails", lazy="raise")

@@ -1,0 +1,297 @@
+"""The use cases: queue photos, and process one photo.
+
+Guarantees, and where they come from:
+
+- *Nothing lost.* ``queue_photos`` commits before it publishes and publishes
+  with confirms; consumers ack only after the outcome is committed.
+- *Nothing duplicated.* A consumer *claims* a photo with one conditional UPDATE
+  (pending, or processing under a lease that has run out); a second delivery of
+  the same message finds the claim taken and does nothing. Thumbnail rows are
+  unique per (photo, rendition) and files are named by photo and rendition, so
+  even two consumers finishing the same photo leave one row and one file.
+- *Nothing stuck.* A claim is a lease. A consumer that dies leaves a lease that
+  expires; the redelivered message waits on the delay queue until it has, then
+  takes the photo over. Attempts are counted and bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, Interval, Update, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from photos import renditions
+from photos.db import SessionFactory, unit_of_work
+from photos.errors import PermanentError, TransientError
+from photos.models import Photo, PhotoStatus, Thumbnail
+from photos.queue import PhotoMessage
+from photos.storage import Storage
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 300.0
+
+
+# --- the web side ---------------------------------------------------------
+
+
+class MessagePublisher(Protocol):
+    def publish(self, messages: Sequence[PhotoMessage], *, delay_ms: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    queued: list[uuid.UUID] = field(default_factory=list)
+    not_found: list[uuid.UUID] = field(default_factory=list)
+    not_eligible: dict[uuid.UUID, PhotoStatus] = field(default_factory=dict)
+
+
+def queue_photos(
+    factory: SessionFactory, publisher: MessagePublisher, uuids: Sequence[uuid.UUID]
+) -> QueueResult:
+    """Mark the eligible photos (pending or failed) as queued, then publish one
+    message each. Raises BrokerUnavailable if RabbitMQ did not confirm them all;
+    the photos are then pending and may be queued again."""
+    wanted = list(dict.fromkeys(uuids))
+    with unit_of_work(factory) as session:
+        queued = set(
+            session.scalars(
+                update(Photo)
+                .where(Photo.uuid.in_(wanted), Photo.status.in_([PhotoStatus.pending, PhotoStatus.failed]))
+                .values(
+                    status=PhotoStatus.pending,
+                    queued_at=func.now(),
+                    updated_at=func.now(),
+                    attempts=0,
+                    failure_reason=None,
+                )
+                .returning(Photo.uuid)
+            )
+        )
+        others = dict(
+            session.execute(
+                select(Photo.uuid, Photo.status).where(Photo.uuid.in_(set(wanted) - queued))
+            ).tuples()
+        )
+    result = QueueResult(
+        queued=[u for u in wanted if u in queued],
+        not_found=[u for u in wanted if u not in queued and u not in others],
+        not_eligible={u: others[u] for u in wanted if u in others},
+    )
+    publisher.publish([PhotoMessage(u) for u in result.queued])
+    for u in result.queued:
+        log.info("photo queued", extra={"photo": str(u)})
+    return result
+
+
+def list_pending(session: Session, limit: int = 1000, after: datetime | None = None) -> list[Photo]:
+    query = select(Photo).where(Photo.status == PhotoStatus.pending)
+    if after is not None:
+        query = query.where(Photo.created_at > after)
+    return list(session.scalars(query.order_by(Photo.created_at, Photo.uuid).limit(limit)))
+
+
+def add_photos(factory: SessionFactory, urls: Sequence[str]) -> list[uuid.UUID]:
+    with unit_of_work(factory) as session:
+        return list(session.scalars(insert(Photo).returning(Photo.uuid), [{"url": u} for u in urls]))
+
+
+# --- the consumer side ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    """Nothing more to do for this message: ack it."""
+
+    outcome: str
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Publish the message again after ``delay`` seconds, then ack it."""
+
+    delay: float
+    reason: str
+
+
+Outcome = Done | RetryLater
+
+
+@dataclass(frozen=True)
+class Claim:
+    url: str
+    attempts: int
+
+
+Fetcher = Callable[[str], bytes]
+
+
+@dataclass
+class Processor:
+    """Processes one photo message, start to finish.
+
+    Raises only for the database being unavailable (the caller keeps the message
+    and tries again) and for bugs; every other failure becomes an Outcome.
+    """
+
+    factory: SessionFactory
+    storage: Storage
+    fetcher: Fetcher
+    lease_seconds: float
+    max_attempts: int
+    max_pixels: int
+    retry_base_delay: float = 1.0
+    owner: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def handle(self, message: PhotoMessage) -> Outcome:
+        photo = message.photo_uuid
+        claim = self.claim(photo)
+        if not isinstance(claim, Claim):
+            return claim
+        try:
+            recipes = [renditions.by_name(name) for name in message.renditions]
+        except KeyError as exc:
+            return self.fail(photo, f"unknown rendition {exc.args[0]!r}")
+        try:
+            data = self.fetcher(claim.url)
+            made = [(recipe, recipe.make(data, self.max_pixels)) for recipe in recipes]
+        except PermanentError as exc:
+            return self.fail(photo, exc.reason)
+        except TransientError as exc:
+            if claim.attempts >= self.max_attempts:
+                return self.fail(photo, f"gave up after {claim.attempts} attempts: {exc.reason}")
+            return self.retry(photo, claim.attempts, exc.reason)
+        rows = []
+        for recipe, image in made:
+            path = self.storage.rendition_path(photo, recipe.name, image.extension)
+            self.storage.write(path, image.data)
+            rows.append({"photo_uuid": photo, "rendition": recipe.name, "width": image.width,
+                         "height": image.height, "url": path})
+        return self.complete(photo, rows)
+
+    def claim(self, photo: uuid.UUID) -> Claim | Outcome:
+        with unit_of_work(self.factory) as session:
+            row = session.execute(
+                update(Photo)
+                .where(
+                    Photo.uuid == photo,
+                    (Photo.status == PhotoStatus.pending)
+                    | ((Photo.status == PhotoStatus.processing) & (Photo.lease_expires_at < func.now())),
+                )
+                .values(
+                    status=PhotoStatus.processing,
+                    lease_owner=self.owner,
+                    lease_expires_at=func.now() + _seconds(self.lease_seconds),
+                    attempts=Photo.attempts + 1,
+                    updated_at=func.now(),
+                )
+                .returning(Photo.url, Photo.attempts)
+            ).first()
+            if row is not None:
+                if row.attempts > self.max_attempts:
+                    # Taken over from consumers that died holding it, too often.
+                    session.execute(_fail_statement(photo, f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"))
+                    log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed"})
+                    return Done("failed")
+                log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
+                return Claim(url=row.url, attempts=row.attempts)
+            current = session.execute(
+                select(Photo.status, Photo.lease_expires_at, func.now()).where(Photo.uuid == photo)
+            ).first()
+        if current is None:
+            log.warning("message for an unknown photo", extra={"photo": str(photo)})
+            return Done("unknown photo")
+        status, expires, now = current
+        if status == PhotoStatus.processing and expires is not None:
+            # Someone holds it. If they finish, the retry finds it completed;
+            # if they died, the retry takes it over once the lease runs out.
+            return RetryLater(max(0.5, (expires - now).total_seconds() + 0.5), "photo is being processed")
+        return Done(f"already {status.value}")
+
+    def renew_lease(self, photo: uuid.UUID) -> bool:
+        with unit_of_work(self.factory) as session:
+            return session.execute(
+                update(Photo)
+                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
+                .values(lease_expires_at=func.now() + _seconds(self.lease_seconds))
+                .returning(Photo.uuid)
+            ).first() is not None
+
+    def complete(self, photo: uuid.UUID, rows: list[dict[str, object]]) -> Outcome:
+        with unit_of_work(self.factory) as session:
+            done = session.execute(
+                update(Photo)
+                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
+                .values(status=PhotoStatus.completed, lease_owner=None, lease_expires_at=None,
+                        completed_at=func.now(), updated_at=func.now(), failure_reason=None)
+                .returning(Photo.uuid)
+            ).first()
+            if done is None:
+                # Our lease ran out and another consumer took the photo over; it
+                # writes the same file names and its own rows.
+                session.rollback()
+                log.warning("lease lost before completing", extra={"photo": str(photo)})
+                return Done("lease lost")
+            if rows:
+                statement = pg_insert(Thumbnail).values(rows)
+                session.execute(
+                    statement.on_conflict_do_update(
+                        constraint="uq_photo_thumbnails_photo_rendition",
+                        set_={"width": statement.excluded.width, "height": statement.excluded.height,
+                              "url": statement.excluded.url, "created_at": func.now()},
+                    )
+                )
+        log.info("photo completed", extra={"photo": str(photo), "outcome": "completed"})
+        return Done("completed")
+
+    def fail(self, photo: uuid.UUID, reason: str) -> Outcome:
+        with unit_of_work(self.factory) as session:
+            session.execute(_fail_statement(photo, reason).where(Photo.lease_owner == self.owner))
+        log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
+        return Done("failed")
+
+    def retry(self, photo: uuid.UUID, attempts: int, reason: str) -> Outcome:
+        delay = min(MAX_RETRY_DELAY, self.retry_base_delay * 2 ** (attempts - 1))
+        delay *= random.uniform(0.8, 1.2)
+        with unit_of_work(self.factory) as session:
+            session.execute(
+                update(Photo)
+                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
+                .values(status=PhotoStatus.pending, lease_owner=None, lease_expires_at=None,
+                        failure_reason=f"attempt {attempts} failed, retrying: {reason}", updated_at=func.now())
+            )
+        log.info("photo will be retried", extra={"photo": str(photo), "delay": round(delay, 2), "reason": reason})
+        return RetryLater(delay, reason)
+
+
+def fail_dead_lettered(factory: SessionFactory, photo: uuid.UUID, reason: str) -> bool:
+    """A message that exhausted its deliveries: its photo fails unless it got
+    done in the meantime. True if the photo was changed."""
+    with unit_of_work(factory) as session:
+        changed = session.execute(
+            _fail_statement(photo, reason)
+            .where(Photo.status.in_([PhotoStatus.pending, PhotoStatus.processing]))
+            .returning(Photo.uuid)
+        ).first()
+    return changed is not None
+
+
+def _fail_statement(photo: uuid.UUID, reason: str) -> Update:
+    return (
+        update(Photo)
+        .where(Photo.uuid == photo)
+        .values(status=PhotoStatus.failed, failure_reason=reason[:2000], lease_owner=None,
+                lease_expires_at=None, updated_at=func.now())
+    )
+
+
+def _seconds(value: float) -> ColumnElement[timedelta]:
+    return func.make_interval(0, 0, 0, 0, 0, 0, value, type_=Interval)

@@ -1,0 +1,54 @@
+"""The Flask app: ``create_app(settings)`` builds it; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from photos.config import Settings
+from photos.db import is_unavailable
+from photos.queue import BrokerUnavailable
+from web import pages, photos, resources
+
+log = logging.getLogger("web")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    resources.init_app(app, settings)
+    app.register_blueprint(photos.bp)
+    app.register_blueprint(pages.bp)
+    _register_errors(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = exc.code or 500
+        return jsonify(error=exc.description or exc.name), code
+
+    @app.errorhandler(BrokerUnavailable)
+    def broker_down(exc: BrokerUnavailable) -> tuple[Response, int]:
+        log.warning("broker unavailable", extra={"error": str(exc)})
+        return jsonify(error="the message broker is unavailable; nothing was queued, try again"), 503
+
+    @app.errorhandler(SQLAlchemyError)
+    def database_error(exc: SQLAlchemyError) -> tuple[Response, int]:
+        if is_unavailable(exc):
+            log.warning("database unavailable", extra={"error": str(exc).splitlines()[0]})
+            return jsonify(error="the database is unavailable, try again"), 503
+        log.exception("database error")
+        return jsonify(error="internal error"), 500

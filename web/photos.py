@@ -1,0 +1,163 @@
+"""Photo endpoints: list, queue for processing, and the files they produce."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, send_file
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+
+from photos import pipeline
+from photos.models import Photo, PhotoStatus
+from web import resources
+
+bp = Blueprint("photos", __name__)
+
+MAX_UUIDS_PER_REQUEST = 10_000
+MAX_PAGE = 10_000
+
+
+class InvalidUUIDs(BadRequest):
+    def __init__(self, invalid: list[object]) -> None:
+        super().__init__()
+        self.invalid = invalid
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # noqa: ARG002
+        response = jsonify(error="malformed UUIDs", invalid=self.invalid)
+        response.status_code = 400
+        return response
+
+
+def parse_uuids(payload: object) -> list[uuid.UUID]:
+    """A bare JSON array of UUID strings, or ``{"uuids": [...]}``; duplicates
+    collapsed, order kept. Raises BadRequest naming what is wrong."""
+    if isinstance(payload, dict):
+        if set(payload) != {"uuids"}:
+            raise BadRequest('expected a JSON array of UUIDs or {"uuids": [...]}')
+        payload = payload["uuids"]
+    if not isinstance(payload, list):
+        raise BadRequest('expected a JSON array of UUIDs or {"uuids": [...]}')
+    if not payload:
+        raise BadRequest("no UUIDs given")
+    if len(payload) > MAX_UUIDS_PER_REQUEST:
+        raise BadRequest(f"at most {MAX_UUIDS_PER_REQUEST} UUIDs per request, got {len(payload)}")
+    parsed: list[uuid.UUID] = []
+    invalid: list[object] = []
+    for item in payload:
+        try:
+            if not isinstance(item, str):
+                raise ValueError
+            parsed.append(uuid.UUID(item))
+        except ValueError:
+            invalid.append(item)
+    if invalid:
+        raise InvalidUUIDs(invalid)
+    return list(dict.fromkeys(parsed))
+
+
+def _json_body() -> object:
+    if not request.is_json:
+        raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise BadRequest("the body is not valid JSON")
+    return payload
+
+
+def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "uuid": str(photo.uuid),
+        "url": photo.url,
+        "status": photo.status.value,
+        "created_at": _iso(photo.created_at),
+        "updated_at": _iso(photo.updated_at),
+        "attempts": photo.attempts,
+        "failure_reason": photo.failure_reason,
+    }
+    if with_thumbnails:
+        record["thumbnails"] = [
+            {"rendition": t.rendition, "width": t.width, "height": t.height,
+             "path": t.url, "url": f"/thumbs/{t.url}"}
+            for t in photo.thumbnails
+        ]
+    return record
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@bp.get("/photos/pending")
+def pending() -> Response:
+    limit = request.args.get("limit", default=1000, type=int)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    after_raw = request.args.get("after")
+    after = None
+    if after_raw:
+        try:
+            after = datetime.fromisoformat(after_raw)
+        except ValueError:
+            raise BadRequest("after must be an ISO 8601 timestamp") from None
+    photos = pipeline.list_pending(resources.session(), limit=limit, after=after)
+    response = jsonify([photo_record(p) for p in photos])
+    if len(photos) == limit:
+        next_after = photos[-1].created_at.isoformat()
+        response.headers["Link"] = f'</photos/pending?limit={limit}&after={next_after}>; rel="next"'
+    return response
+
+
+@bp.post("/photos/process")
+def process() -> tuple[Response, int]:
+    uuids = parse_uuids(_json_body())
+    res = resources.get()
+    result = pipeline.queue_photos(res.session_factory, res.publisher(), uuids)
+    body = {
+        "queued": [str(u) for u in result.queued],
+        "not_found": [str(u) for u in result.not_found],
+        "not_eligible": [{"uuid": str(u), "status": s.value} for u, s in result.not_eligible.items()],
+    }
+    return jsonify(body), 202 if result.queued else 200
+
+
+@bp.get("/photos")
+def index() -> Response:
+    """The newest photos with their thumbnails, and counts by status (for the page)."""
+    limit = request.args.get("limit", default=200, type=int)
+    if limit is None or not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    session = resources.session()
+    photos = session.scalars(
+        select(Photo).options(selectinload(Photo.thumbnails))
+        .order_by(Photo.created_at.desc(), Photo.uuid).limit(limit)
+    ).all()
+    counts = dict(session.execute(select(Photo.status, func.count()).group_by(Photo.status)).tuples())
+    return jsonify(
+        counts={s.value: counts.get(s, 0) for s in PhotoStatus},
+        photos=[photo_record(p, with_thumbnails=True) for p in photos],
+    )
+
+
+@bp.get("/photos/<uuid:photo_uuid>")
+def show(photo_uuid: uuid.UUID) -> Response:
+    photo = resources.session().scalars(
+        select(Photo).options(selectinload(Photo.thumbnails)).where(Photo.uuid == photo_uuid)
+    ).first()
+    if photo is None:
+        raise NotFound(f"no photo {photo_uuid}")
+    return jsonify(photo_record(photo, with_thumbnails=True))
+
+
+@bp.get("/thumbs/<path:relative>")
+def thumbnail(relative: str) -> Response:
+    try:
+        path = resources.get().storage.resolve(relative)
+    except ValueError:
+        raise NotFound() from None
+    if not path.is_file() or path.name.startswith("."):
+        raise NotFound()
+    return send_file(path, max_age=3600)

@@ -1,0 +1,55 @@
+"""The app's connections, each with one owner and one lifetime: the engine and
+the RabbitMQ publishers live as long as the app (one publisher per thread, as
+pika connections are not thread-safe); a database session lives for a request."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from photos import db
+from photos.config import Settings
+from photos.queue import Publisher, Topology
+from photos.storage import Storage
+
+
+class Resources:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = db.make_engine(settings.pg_uri)
+        self.session_factory = db.make_session_factory(self.engine)
+        self.storage = Storage(settings.thumbs_dir)
+        self.topology = Topology(settings.queue_name)
+        self._local = threading.local()
+
+    def publisher(self) -> Publisher:
+        publisher: Publisher | None = getattr(self._local, "publisher", None)
+        if publisher is None:
+            publisher = Publisher(self.settings.amqp_uri, self.topology)
+            self._local.publisher = publisher
+        return publisher
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.extensions["photos"] = Resources(settings)
+    app.teardown_appcontext(_close_session)
+
+
+def get() -> Resources:
+    resources: Resources = current_app.extensions["photos"]
+    return resources
+
+
+def session() -> Session:
+    if "db_session" not in g:
+        g.db_session = get().session_factory()
+    result: Session = g.db_session
+    return result
+
+
+def _close_session(exc: BaseException | None) -> None:
+    s = g.pop("db_session", None)
+    if s is not None:
+        s.close()
