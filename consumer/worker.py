@@ -13,6 +13,7 @@ the message, and on SIGTERM stops taking messages, lets the one in hand finish
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -31,7 +32,7 @@ from pika.spec import Basic, BasicProperties
 from photos import db, fetch
 from photos.config import Settings
 from photos.db import is_unavailable
-from photos.pipeline import Done, Outcome, Processor, RetryLater, fail_dead_lettered
+from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
 from photos.queue import PhotoMessage, Topology, properties
 from photos.storage import Storage
 
@@ -131,10 +132,8 @@ class Worker:
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(AMQPError):
                 connection.close()
-            except AMQPError:
-                pass
 
     def _busy(self) -> bool:
         with self._inflight_lock:
@@ -185,7 +184,9 @@ class Worker:
         try:
             message = PhotoMessage.decode(delivery.body)
         except ValueError as exc:
-            log.error("dropping a message that is not ours", extra={"error": str(exc), "body": delivery.body[:200]})
+            log.error(
+                "dropping a message that is not ours", extra={"error": str(exc), "body": delivery.body[:200]}
+            )
             return lambda: _ack(delivery)
         outcome = self._with_database(lambda: self._process(message))
         if outcome is None:
@@ -218,9 +219,14 @@ class Worker:
             f"every consumer that took this photo stopped before finishing "
             f"(delivered {count} times); the photo may crash the image code"
         )
-        changed = self._with_database(lambda: fail_dead_lettered(self.processor.factory, message.photo_uuid, reason))
+        changed = self._with_database(
+            lambda: fail_dead_lettered(self.processor.factory, message.photo_uuid, reason)
+        )
         if changed:
-            log.warning("photo failed", extra={"photo": str(message.photo_uuid), "outcome": "failed", "reason": reason})
+            log.warning(
+                "photo failed",
+                extra={"photo": str(message.photo_uuid), "outcome": "failed", "reason": reason},
+            )
         return lambda: _ack(delivery) if changed is not None else _nack(delivery)
 
     def _republish_later(self, delivery: _Delivery, delay_ms: int) -> None:

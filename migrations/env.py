@@ -7,13 +7,14 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from photos.config import Settings
+from photos.db import sqlalchemy_url
 from photos.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-url = config.get_main_option("sqlalchemy.url") or Settings.from_env().pg_uri
+url = sqlalchemy_url(config.get_main_option("sqlalchemy.url") or Settings.from_env().pg_uri)
 
 if context.is_offline_mode():
     context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)

@@ -10,12 +10,21 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
+def sqlalchemy_url(uri: str) -> str:
+    """PG_CONNECTION_URI is a libpq URI (``postgres://`` or ``postgresql://``, as
+    psql takes it); SQLAlchemy is told to use psycopg2 for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg2://" + uri[len(prefix) :]
+    return uri
+
+
 def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
     """An engine whose pool replaces connections that died (Postgres restarted,
     backend terminated) before handing them out, so a dropped connection never
     reaches a request or a message."""
     return create_engine(
-        uri,
+        sqlalchemy_url(uri),
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,

@@ -80,16 +80,14 @@ def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int, IPAddress]:
         raise PermanentError(f"could not resolve {host}: {exc.strerror}") from None
     except UnicodeError:
         raise PermanentError(f"invalid host name {host!r}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise PermanentError(f"{host} has no address")
     host_allowed = host in policy.allowed_hosts
     for address in addresses:
         if not (host_allowed or str(address) in policy.allowed_hosts or _is_public(address)):
             # Refuse if any answer is private: an attacker's name may mix them.
-            raise BlockedAddressError(
-                f"{host} resolves to {address}, which is not a public address"
-            )
+            raise BlockedAddressError(f"{host} resolves to {address}, which is not a public address")
     return scheme, host, port, addresses[0]
 
 
@@ -114,16 +112,23 @@ def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
     pool: urllib3.HTTPConnectionPool
     if scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
-            str(address), port, timeout=timeout, retries=False,
-            server_hostname=host, assert_hostname=host,
+            str(address),
+            port,
+            timeout=timeout,
+            retries=False,
+            server_hostname=host,
+            assert_hostname=host,
         )
     else:
         pool = urllib3.HTTPConnectionPool(str(address), port, timeout=timeout, retries=False)
     try:
         response = pool.urlopen(
-            "GET", path,
+            "GET",
+            path,
             headers={"Host": host_header, "User-Agent": USER_AGENT, "Accept": "image/*"},
-            redirect=False, preload_content=False, retries=False,
+            redirect=False,
+            preload_content=False,
+            retries=False,
         )
         try:
             if response.status in (301, 302, 303, 307, 308):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photos.errors import PermanentError
 
@@ -71,12 +71,12 @@ def probe(data: bytes, max_pixels: int) -> Probe:
 def fit_within(data: bytes, width: int, height: int, *, max_pixels: int) -> Encoded:
     """A JPEG that fits in ``width``×``height`` with the aspect ratio kept, the
     EXIF orientation applied and all metadata dropped. Never upscales."""
-    with _open(data, max_pixels) as im:
-        orientation = _orientation(im)
+    with _open(data, max_pixels) as source:
+        orientation = _orientation(source)
         # Rotations by 90° swap the box, so shrink against the stored axes and
         # rotate the small result: rotating first would force a full decode.
         box = (height, width) if orientation >= 5 else (width, height)
-        im = _decoded(_prepare_mode(im), box)
+        im = _decoded(_prepare_mode(source), box)
         if im.width > box[0] or im.height > box[1]:
             im.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=2.0)
         im = _apply_orientation(im, orientation)
@@ -85,9 +85,9 @@ def fit_within(data: bytes, width: int, height: int, *, max_pixels: int) -> Enco
 
 def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
     """A ``size``×``size`` JPEG: centre-cropped to a square, then resized."""
-    with _open(data, max_pixels) as im:
-        orientation = _orientation(im)
-        im = _decoded(_prepare_mode(im), (size, size), cover=True)
+    with _open(data, max_pixels) as source:
+        orientation = _orientation(source)
+        im = _decoded(_prepare_mode(source), (size, size), cover=True)
         im = _apply_orientation(im, orientation)
         im = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
         return _encode_jpeg(im)
@@ -96,9 +96,9 @@ def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
 def mirror(data: bytes, *, max_pixels: int) -> Encoded:
     """The image flipped left to right, in its own format where that is PNG,
     otherwise as JPEG."""
-    with _open(data, max_pixels) as im:
-        fmt = im.format
-        im = _apply_orientation(_decoded(_prepare_mode(im), None), _orientation(im))
+    with _open(data, max_pixels) as source:
+        fmt = source.format
+        im = _apply_orientation(_decoded(_prepare_mode(source), None), _orientation(source))
         flipped = ImageOps.mirror(im)
         if fmt == "PNG":
             return _encode_png(flipped)
@@ -110,10 +110,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageError("the download was empty (0 bytes)")
     try:
         im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except Image.UnidentifiedImageError:
-        raise ImageError(
-            "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
-        ) from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
     except Exception as exc:  # Pillow's plugins raise many types on bad headers
         raise ImageError(f"unreadable image header: {exc}") from None
     w, h = im.size
@@ -165,7 +163,7 @@ def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) 
                 target = box
             im.draft(None, (int(target[0] * REDUCING_GAP), int(target[1] * REDUCING_GAP)))
         im.load()
-        if im.mode == "CMYK" or im.mode == "YCbCr":
+        if im.mode in {"CMYK", "YCbCr"}:
             im = im.convert("RGB")
     except Exception as exc:
         raise ImageError(f"image data is corrupt or truncated: {exc}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-import uuid
+from uuid import UUID as PyUUID
 from datetime import datetime
 
 from sqlalchemy import (
@@ -49,7 +49,7 @@ class Photo(Base):
         CheckConstraint("attempts >= 0", name="ck_photos_attempts"),
     )
 
-    uuid: Mapped[uuid.UUID] = mapped_column(
+    uuid: Mapped[PyUUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
     url: Mapped[str] = mapped_column(Text, nullable=False)
@@ -67,7 +67,7 @@ class Photo(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # While processing: who holds the photo and until when. A lease that has run
     # out belongs to a consumer that died; the next delivery takes the photo over.
-    lease_owner: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_owner: Mapped[PyUUID | None] = mapped_column(UUID(as_uuid=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -83,10 +83,10 @@ class Thumbnail(Base):
         UniqueConstraint("photo_uuid", "rendition", name="uq_photo_thumbnails_photo_rendition"),
     )
 
-    uuid: Mapped[uuid.UUID] = mapped_column(
+    uuid: Mapped[PyUUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
-    photo_uuid: Mapped[uuid.UUID] = mapped_column(
+    photo_uuid: Mapped[PyUUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("photos.uuid", ondelete="CASCADE"), nullable=False
     )
     rendition: Mapped[str] = mapped_column(Text, nullable=False, server_default="fit-320")

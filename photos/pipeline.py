@@ -76,11 +76,12 @@ def queue_photos(
                 .returning(Photo.uuid)
             )
         )
-        others = dict(
-            session.execute(
+        others = {
+            row.uuid: row.status
+            for row in session.execute(
                 select(Photo.uuid, Photo.status).where(Photo.uuid.in_(set(wanted) - queued))
-            ).tuples()
-        )
+            )
+        }
     result = QueueResult(
         queued=[u for u in wanted if u in queued],
         not_found=[u for u in wanted if u not in queued and u not in others],
@@ -173,8 +174,15 @@ class Processor:
         for recipe, image in made:
             path = self.storage.rendition_path(photo, recipe.name, image.extension)
             self.storage.write(path, image.data)
-            rows.append({"photo_uuid": photo, "rendition": recipe.name, "width": image.width,
-                         "height": image.height, "url": path})
+            rows.append(
+                {
+                    "photo_uuid": photo,
+                    "rendition": recipe.name,
+                    "width": image.width,
+                    "height": image.height,
+                    "url": path,
+                }
+            )
         return self.complete(photo, rows)
 
     def claim(self, photo: uuid.UUID) -> Claim | Outcome:
@@ -198,7 +206,12 @@ class Processor:
             if row is not None:
                 if row.attempts > self.max_attempts:
                     # Taken over from consumers that died holding it, too often.
-                    session.execute(_fail_statement(photo, f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"))
+                    session.execute(
+                        _fail_statement(
+                            photo,
+                            f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped",
+                        )
+                    )
                     log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed"})
                     return Done("failed")
                 log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
@@ -218,20 +231,37 @@ class Processor:
 
     def renew_lease(self, photo: uuid.UUID) -> bool:
         with unit_of_work(self.factory) as session:
-            return session.execute(
-                update(Photo)
-                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
-                .values(lease_expires_at=func.now() + _seconds(self.lease_seconds))
-                .returning(Photo.uuid)
-            ).first() is not None
+            return (
+                session.execute(
+                    update(Photo)
+                    .where(
+                        Photo.uuid == photo,
+                        Photo.lease_owner == self.owner,
+                        Photo.status == PhotoStatus.processing,
+                    )
+                    .values(lease_expires_at=func.now() + _seconds(self.lease_seconds))
+                    .returning(Photo.uuid)
+                ).first()
+                is not None
+            )
 
     def complete(self, photo: uuid.UUID, rows: list[dict[str, object]]) -> Outcome:
         with unit_of_work(self.factory) as session:
             done = session.execute(
                 update(Photo)
-                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
-                .values(status=PhotoStatus.completed, lease_owner=None, lease_expires_at=None,
-                        completed_at=func.now(), updated_at=func.now(), failure_reason=None)
+                .where(
+                    Photo.uuid == photo,
+                    Photo.lease_owner == self.owner,
+                    Photo.status == PhotoStatus.processing,
+                )
+                .values(
+                    status=PhotoStatus.completed,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    completed_at=func.now(),
+                    updated_at=func.now(),
+                    failure_reason=None,
+                )
                 .returning(Photo.uuid)
             ).first()
             if done is None:
@@ -245,8 +275,12 @@ class Processor:
                 session.execute(
                     statement.on_conflict_do_update(
                         constraint="uq_photo_thumbnails_photo_rendition",
-                        set_={"width": statement.excluded.width, "height": statement.excluded.height,
-                              "url": statement.excluded.url, "created_at": func.now()},
+                        set_={
+                            "width": statement.excluded.width,
+                            "height": statement.excluded.height,
+                            "url": statement.excluded.url,
+                            "created_at": func.now(),
+                        },
                     )
                 )
         log.info("photo completed", extra={"photo": str(photo), "outcome": "completed"})
@@ -264,11 +298,22 @@ class Processor:
         with unit_of_work(self.factory) as session:
             session.execute(
                 update(Photo)
-                .where(Photo.uuid == photo, Photo.lease_owner == self.owner, Photo.status == PhotoStatus.processing)
-                .values(status=PhotoStatus.pending, lease_owner=None, lease_expires_at=None,
-                        failure_reason=f"attempt {attempts} failed, retrying: {reason}", updated_at=func.now())
+                .where(
+                    Photo.uuid == photo,
+                    Photo.lease_owner == self.owner,
+                    Photo.status == PhotoStatus.processing,
+                )
+                .values(
+                    status=PhotoStatus.pending,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    failure_reason=f"attempt {attempts} failed, retrying: {reason}",
+                    updated_at=func.now(),
+                )
             )
-        log.info("photo will be retried", extra={"photo": str(photo), "delay": round(delay, 2), "reason": reason})
+        log.info(
+            "photo will be retried", extra={"photo": str(photo), "delay": round(delay, 2), "reason": reason}
+        )
         return RetryLater(delay, reason)
 
 
@@ -288,8 +333,13 @@ def _fail_statement(photo: uuid.UUID, reason: str) -> Update:
     return (
         update(Photo)
         .where(Photo.uuid == photo)
-        .values(status=PhotoStatus.failed, failure_reason=reason[:2000], lease_owner=None,
-                lease_expires_at=None, updated_at=func.now())
+        .values(
+            status=PhotoStatus.failed,
+            failure_reason=reason[:2000],
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=func.now(),
+        )
     )
 
 

@@ -16,6 +16,7 @@ dropped on the way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -42,9 +43,7 @@ class PhotoMessage:
     renditions: tuple[str, ...] = ("fit-320",)
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"photo_uuid": str(self.photo_uuid), "renditions": list(self.renditions)}
-        ).encode()
+        return json.dumps({"photo_uuid": str(self.photo_uuid), "renditions": list(self.renditions)}).encode()
 
     @classmethod
     def decode(cls, body: bytes) -> PhotoMessage:
@@ -172,7 +171,5 @@ class Publisher:
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(AMQPError):
                 connection.close()
-            except AMQPError:
-                pass

@@ -6,10 +6,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from photos.config import Settings
+from photos.db import sqlalchemy_url
 
 
 def main() -> None:
-    url = make_url(Settings.from_env().pg_uri)
+    url = make_url(sqlalchemy_url(Settings.from_env().pg_uri))
     name = url.database
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

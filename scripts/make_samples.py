@@ -20,8 +20,9 @@ def scene(width: int, height: int, seed: int) -> Image.Image:
     sky_top = (rng.randint(20, 80), rng.randint(80, 140), rng.randint(170, 230))
     sky_bottom = (rng.randint(200, 250), rng.randint(170, 220), rng.randint(140, 200))
     im = Image.linear_gradient("L").resize((width, height))
-    im = Image.composite(Image.new("RGB", (width, height), sky_bottom),
-                         Image.new("RGB", (width, height), sky_top), im)
+    im = Image.composite(
+        Image.new("RGB", (width, height), sky_bottom), Image.new("RGB", (width, height), sky_top), im
+    )
     draw = ImageDraw.Draw(im)
     r = min(width, height) // 10
     cx, cy = rng.randint(r, width - r), rng.randint(r, height // 3)
@@ -30,7 +31,7 @@ def scene(width: int, height: int, seed: int) -> Image.Image:
         base = height * (0.45 + 0.13 * layer)
         shade = 40 + 30 * layer
         color = (shade // 2, shade + rng.randint(0, 40), shade // 3)
-        points = [(0, height)]
+        points: list[tuple[float, float]] = [(0, height)]
         for x in range(0, width + 40, 40):
             points.append((x, base + rng.uniform(-0.06, 0.06) * height))
         points.append((width, height))

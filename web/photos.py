@@ -26,7 +26,7 @@ class InvalidUUIDs(BadRequest):
         super().__init__()
         self.invalid = invalid
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # noqa: ARG002
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         response = jsonify(error="malformed UUIDs", invalid=self.invalid)
         response.status_code = 400
         return response
@@ -80,8 +80,13 @@ def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, An
     }
     if with_thumbnails:
         record["thumbnails"] = [
-            {"rendition": t.rendition, "width": t.width, "height": t.height,
-             "path": t.url, "url": f"/thumbs/{t.url}"}
+            {
+                "rendition": t.rendition,
+                "width": t.width,
+                "height": t.height,
+                "path": t.url,
+                "url": f"/thumbs/{t.url}",
+            }
             for t in photo.thumbnails
         ]
     return record
@@ -132,10 +137,15 @@ def index() -> Response:
         raise BadRequest("limit must be between 1 and 1000")
     session = resources.session()
     photos = session.scalars(
-        select(Photo).options(selectinload(Photo.thumbnails))
-        .order_by(Photo.created_at.desc(), Photo.uuid).limit(limit)
+        select(Photo)
+        .options(selectinload(Photo.thumbnails))
+        .order_by(Photo.created_at.desc(), Photo.uuid)
+        .limit(limit)
     ).all()
-    counts = dict(session.execute(select(Photo.status, func.count()).group_by(Photo.status)).tuples())
+    counts = {
+        row.status: row.count
+        for row in session.execute(select(Photo.status, func.count().label("count")).group_by(Photo.status))
+    }
     return jsonify(
         counts={s.value: counts.get(s, 0) for s in PhotoStatus},
         photos=[photo_record(p, with_thumbnails=True) for p in photos],
@@ -144,9 +154,11 @@ def index() -> Response:
 
 @bp.get("/photos/<uuid:photo_uuid>")
 def show(photo_uuid: uuid.UUID) -> Response:
-    photo = resources.session().scalars(
-        select(Photo).options(selectinload(Photo.thumbnails)).where(Photo.uuid == photo_uuid)
-    ).first()
+    photo = (
+        resources.session()
+        .scalars(select(Photo).options(selectinload(Photo.thumbnails)).where(Photo.uuid == photo_uuid))
+        .first()
+    )
     if photo is None:
         raise NotFound(f"no photo {photo_uuid}")
     return jsonify(photo_record(photo, with_thumbnails=True))

@@ -23,7 +23,9 @@ def upgrade() -> None:
     status = postgresql.ENUM(*STATUSES, name="photo_status", create_type=False)
     status.create(op.get_bind(), checkfirst=True)
     uuid_pk = sa.Column(
-        "uuid", postgresql.UUID(as_uuid=True), primary_key=True,
+        "uuid",
+        postgresql.UUID(as_uuid=True),
+        primary_key=True,
         server_default=sa.text("gen_random_uuid()"),
     )
     op.create_table(
@@ -45,12 +47,16 @@ def upgrade() -> None:
     op.create_table(
         "photo_thumbnails",
         sa.Column(
-            "uuid", postgresql.UUID(as_uuid=True), primary_key=True,
+            "uuid",
+            postgresql.UUID(as_uuid=True),
+            primary_key=True,
             server_default=sa.text("gen_random_uuid()"),
         ),
         sa.Column(
-            "photo_uuid", postgresql.UUID(as_uuid=True),
-            sa.ForeignKey("photos.uuid", ondelete="CASCADE"), nullable=False,
+            "photo_uuid",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("photos.uuid", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("rendition", sa.Text(), nullable=False, server_default="fit-320"),
         sa.Column("width", sa.SmallInteger(), nullable=False),
