@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from uuid import UUID as PyUUID
 from datetime import datetime
+from uuid import UUID as PyUUID
 
 from sqlalchemy import (
     CheckConstraint,
