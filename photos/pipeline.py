@@ -21,10 +21,10 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, Interval, Update, func, insert, select, update
+from sqlalchemy import ColumnElement, Interval, Update, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -93,10 +93,16 @@ def queue_photos(
     return result
 
 
-def list_pending(session: Session, limit: int = 1000, after: datetime | None = None) -> list[Photo]:
+def list_pending(session: Session, limit: int = 1000, after: uuid.UUID | None = None) -> list[Photo]:
+    """Pending photos, oldest first; ``after`` continues from that photo (keyset
+    paging on (created_at, uuid), served by the status index)."""
     query = select(Photo).where(Photo.status == PhotoStatus.pending)
     if after is not None:
-        query = query.where(Photo.created_at > after)
+        cursor = select(Photo.created_at, Photo.uuid).where(Photo.uuid == after).subquery()
+        query = query.where(
+            tuple_(Photo.created_at, Photo.uuid)
+            > select(cursor.c.created_at, cursor.c.uuid).scalar_subquery()
+        )
     return list(session.scalars(query.order_by(Photo.created_at, Photo.uuid).limit(limit)))
 
 

@@ -38,7 +38,8 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         code = exc.code or 500
-        return jsonify(error=exc.description or exc.name), code
+        details = getattr(exc, "details", {})
+        return jsonify(error=exc.description or exc.name, **details), code
 
     @app.errorhandler(BrokerUnavailable)
     def broker_down(exc: BrokerUnavailable) -> tuple[Response, int]:

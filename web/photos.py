@@ -23,13 +23,8 @@ MAX_PAGE = 10_000
 
 class InvalidUUIDs(BadRequest):
     def __init__(self, invalid: list[object]) -> None:
-        super().__init__()
-        self.invalid = invalid
-
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
-        response = jsonify(error="malformed UUIDs", invalid=self.invalid)
-        response.status_code = 400
-        return response
+        super().__init__("malformed UUIDs")
+        self.details = {"invalid": invalid}
 
 
 def parse_uuids(payload: object) -> list[uuid.UUID]:
@@ -92,27 +87,33 @@ def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, An
     return record
 
 
+def _limit_arg(default: int, most: int) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most}")
+    return int(raw)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 @bp.get("/photos/pending")
 def pending() -> Response:
-    limit = request.args.get("limit", default=1000, type=int)
-    if limit is None or not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    limit = _limit_arg(default=1000, most=MAX_PAGE)
     after_raw = request.args.get("after")
     after = None
     if after_raw:
         try:
-            after = datetime.fromisoformat(after_raw)
+            after = uuid.UUID(after_raw)
         except ValueError:
-            raise BadRequest("after must be an ISO 8601 timestamp") from None
+            raise BadRequest("after must be the UUID of the last photo of the previous page") from None
     photos = pipeline.list_pending(resources.session(), limit=limit, after=after)
     response = jsonify([photo_record(p) for p in photos])
     if len(photos) == limit:
-        next_after = photos[-1].created_at.isoformat()
-        response.headers["Link"] = f'</photos/pending?limit={limit}&after={next_after}>; rel="next"'
+        response.headers["Link"] = f'</photos/pending?limit={limit}&after={photos[-1].uuid}>; rel="next"'
     return response
 
 
@@ -132,9 +133,7 @@ def process() -> tuple[Response, int]:
 @bp.get("/photos")
 def index() -> Response:
     """The newest photos with their thumbnails, and counts by status (for the page)."""
-    limit = request.args.get("limit", default=200, type=int)
-    if limit is None or not 1 <= limit <= 1000:
-        raise BadRequest("limit must be between 1 and 1000")
+    limit = _limit_arg(default=200, most=1000)
     session = resources.session()
     photos = session.scalars(
         select(Photo)

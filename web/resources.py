@@ -23,13 +23,24 @@ class Resources:
         self.storage = Storage(settings.thumbs_dir)
         self.topology = Topology(settings.queue_name)
         self._local = threading.local()
+        self._publishers: list[Publisher] = []
+        self._lock = threading.Lock()
 
     def publisher(self) -> Publisher:
         publisher: Publisher | None = getattr(self._local, "publisher", None)
         if publisher is None:
             publisher = Publisher(self.settings.amqp_uri, self.topology)
             self._local.publisher = publisher
+            with self._lock:
+                self._publishers.append(publisher)
         return publisher
+
+    def close(self) -> None:
+        with self._lock:
+            publishers, self._publishers = self._publishers, []
+        for publisher in publishers:
+            publisher.close()
+        self.engine.dispose()
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -1,0 +1,84 @@
+"""Fixtures: a real Postgres database and real RabbitMQ queues of the test
+session's own, fresh tables for every test, and a real local photo host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from photos import db, schema
+from photos.config import Settings
+from photos.queue import Topology
+from tests.support.photo_host import PhotoHost
+from tests.support.services import AMQP_URI, Broker, temporary_database, unique_queue
+from web import create_app
+
+
+@pytest.fixture(scope="session")
+def database_uri() -> Iterator[str]:
+    with temporary_database() as uri:
+        schema.upgrade(uri)
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def engine(database_uri: str) -> Iterator[Engine]:
+    engine = db.make_engine(database_uri)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> Iterator[db.SessionFactory]:
+    with engine.begin() as connection:
+        connection.execute(text("TRUNCATE photos, photo_thumbnails CASCADE"))
+    yield db.make_session_factory(engine)
+
+
+@pytest.fixture
+def settings(database_uri: str, tmp_path: Path) -> Settings:
+    thumbs = tmp_path / "thumbs"
+    thumbs.mkdir()
+    return Settings(
+        pg_uri=database_uri,
+        amqp_uri=AMQP_URI,
+        thumbs_dir=thumbs,
+        queue_name=unique_queue(),
+        allowed_fetch_hosts=frozenset({"127.0.0.1", "localhost"}),
+        lease_seconds=3.0,
+        retry_base_delay=0.2,
+        fetch_total_timeout=5.0,
+    )
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[Broker]:
+    broker = Broker(settings.amqp_uri, Topology(settings.queue_name))
+    broker.declare()
+    yield broker
+    broker.delete()
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: db.SessionFactory, broker: Broker) -> Iterator[Flask]:
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["photos"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def photo_host() -> Iterator[PhotoHost]:
+    host = PhotoHost().start()
+    yield host
+    host.stop()

@@ -1,0 +1,146 @@
+"""Real services for tests: a database of their own, queues of their own, and
+the service's processes run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from photos.config import Settings
+from photos.db import sqlalchemy_url
+from photos.queue import Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PG_URI = os.environ.get("TEST_PG_ADMIN_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URI = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+@contextmanager
+def temporary_database() -> Iterator[str]:
+    """A new, empty database; dropped afterwards."""
+    name = f"photos_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(sqlalchemy_url(ADMIN_PG_URI), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    uri = make_url(sqlalchemy_url(ADMIN_PG_URI)).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield uri
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def unique_queue() -> str:
+    return f"photo-processor-test-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Broker:
+    """Looks at and cleans up the test's own queues."""
+
+    amqp_uri: str
+    topology: Topology
+
+    @contextmanager
+    def channel(self) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_uri))
+        try:
+            yield connection.channel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def depth(self, queue: str | None = None) -> int:
+        with self.channel() as channel:
+            result = channel.queue_declare(queue or self.topology.queue, passive=True)
+            return int(result.method.message_count)
+
+    def total_depth(self) -> int:
+        """Messages ready in the work, delay and dead queues (not the unacked)."""
+        t = self.topology
+        return sum(self.depth(q) for q in (t.queue, t.delay_queue, t.dead_queue))
+
+    def declare(self) -> None:
+        with self.channel() as channel:
+            self.topology.declare(channel)
+
+    def delete(self) -> None:
+        with self.channel() as channel:
+            for queue in (self.topology.queue, self.topology.delay_queue, self.topology.dead_queue):
+                channel.queue_delete(queue)
+            channel.exchange_delete(self.topology.dead_exchange)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment the real processes read their settings from."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PG_CONNECTION_URI=settings.pg_uri,
+        AMQP_URI=settings.amqp_uri,
+        THUMBS_DIR=str(settings.thumbs_dir),
+        PORT=str(settings.port),
+        QUEUE_NAME=settings.queue_name,
+        ALLOWED_FETCH_HOSTS=",".join(sorted(settings.allowed_fetch_hosts)),
+        LEASE_SECONDS=str(settings.lease_seconds),
+        RETRY_BASE_DELAY=str(settings.retry_base_delay),
+        MAX_ATTEMPTS=str(settings.max_attempts),
+        FETCH_TOTAL_TIMEOUT=str(settings.fetch_total_timeout),
+        FETCH_MAX_BYTES=str(settings.fetch_max_bytes),
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Process:
+    """A service process started by a test; its output goes to a log file."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> Process:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        assert self.popen is not None
+        self.popen.kill()
+        self.popen.wait()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def consumer(settings: Settings, log_path: Path, **extra: str) -> Process:
+    return Process([sys.executable, "-m", "consumer"], service_env(settings, **extra), log_path)
