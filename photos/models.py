@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -69,6 +69,13 @@ class Photo(Base):
     # out belongs to a consumer that died; the next delivery takes the photo over.
     lease_owner: Mapped[PyUUID | None] = mapped_column(UUID(as_uuid=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "url": downloaded from url; "upload": bytes kept at original_path (relative
+    # to the thumbs directory).
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default="url")
+    original_path: Mapped[str | None] = mapped_column(Text)
+    renditions: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("ARRAY['fit-320']::text[]")
+    )
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -98,3 +105,18 @@ class Thumbnail(Base):
     )
 
     photo: Mapped[Photo] = relationship(back_populates="thumbnails", lazy="raise")
+
+
+class Query(Base):
+    """The record of a synchronous query (POST /query) and its mirrored file."""
+
+    __tablename__ = "queries"
+
+    uuid: Mapped[PyUUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    mirrored_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
