@@ -135,6 +135,8 @@ Outcome = Done | RetryLater
 @dataclass(frozen=True)
 class Claim:
     url: str
+    original_path: str | None
+    renditions: list[str]
     attempts: int
 
 
@@ -164,11 +166,11 @@ class Processor:
         if not isinstance(claim, Claim):
             return claim
         try:
-            recipes = [renditions.by_name(name) for name in message.renditions]
+            recipes = [renditions.by_name(name) for name in claim.renditions]
         except KeyError as exc:
             return self.fail(photo, f"unknown rendition {exc.args[0]!r}")
         try:
-            data = self.fetcher(claim.url)
+            data = self._original(claim)
             made = [(recipe, recipe.make(data, self.max_pixels)) for recipe in recipes]
         except PermanentError as exc:
             return self.fail(photo, exc.reason)
@@ -207,7 +209,7 @@ class Processor:
                     attempts=Photo.attempts + 1,
                     updated_at=func.now(),
                 )
-                .returning(Photo.url, Photo.attempts)
+                .returning(Photo.url, Photo.original_path, Photo.renditions, Photo.attempts)
             ).first()
             if row is not None:
                 if row.attempts > self.max_attempts:
@@ -221,7 +223,7 @@ class Processor:
                     log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed"})
                     return Done("failed")
                 log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
-                return Claim(url=row.url, attempts=row.attempts)
+                return Claim(row.url, row.original_path, list(row.renditions), row.attempts)
             current = session.execute(
                 select(Photo.status, Photo.lease_expires_at, func.now()).where(Photo.uuid == photo)
             ).first()
@@ -234,6 +236,15 @@ class Processor:
             # if they died, the retry takes it over once the lease runs out.
             return RetryLater(max(0.5, (expires - now).total_seconds() + 0.5), "photo is being processed")
         return Done(f"already {status.value}")
+
+    def _original(self, claim: Claim) -> bytes:
+        """The photo's bytes: uploaded ones from storage, the others downloaded."""
+        if claim.original_path is None:
+            return self.fetcher(claim.url)
+        try:
+            return self.storage.read(claim.original_path)
+        except FileNotFoundError:
+            raise PermanentError("the uploaded original is missing from storage") from None
 
     def renew_lease(self, photo: uuid.UUID) -> bool:
         with unit_of_work(self.factory) as session:

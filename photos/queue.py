@@ -37,26 +37,21 @@ class BrokerUnavailable(Exception):
 
 @dataclass(frozen=True)
 class PhotoMessage:
-    """Process this photo into these renditions."""
+    """Process this photo (into the renditions its row names)."""
 
     photo_uuid: uuid.UUID
-    renditions: tuple[str, ...] = ("fit-320",)
 
     def encode(self) -> bytes:
-        return json.dumps({"photo_uuid": str(self.photo_uuid), "renditions": list(self.renditions)}).encode()
+        return json.dumps({"photo_uuid": str(self.photo_uuid)}).encode()
 
     @classmethod
     def decode(cls, body: bytes) -> PhotoMessage:
         """Raises ValueError for anything that is not a message of ours."""
         try:
             data = json.loads(body)
-            photo_uuid = uuid.UUID(str(data["photo_uuid"]))
-            renditions = data.get("renditions", ["fit-320"])
+            return cls(uuid.UUID(str(data["photo_uuid"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"malformed message: {exc}") from None
-        if not isinstance(renditions, list) or not all(isinstance(r, str) for r in renditions):
-            raise ValueError("malformed message: renditions must be a list of names")
-        return cls(photo_uuid, tuple(renditions))
 
 
 @dataclass(frozen=True)
