@@ -82,6 +82,16 @@ def endless(chunk: int = 64 * 1024) -> Behaviour:
     return behaviour
 
 
+def gated(gate: threading.Event, then: Behaviour, timeout: float = 60.0) -> Behaviour:
+    """Holds every request until ``gate`` is set, then behaves as ``then``."""
+
+    def behaviour(handler: BaseHTTPRequestHandler) -> None:
+        gate.wait(timeout)
+        then(handler)
+
+    return behaviour
+
+
 def flaky(failures: int, then: Behaviour, code: int = 503) -> Behaviour:
     """Answers ``code`` ``failures`` times, then behaves as ``then``."""
     count = {"n": 0}
