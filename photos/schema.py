@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from photos import db, pipeline
 from photos.config import Settings
+from photos.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ("landscape.jpg", "portrait.jpg", "rotated-exif6.jpg", "sunset.png", "square.jpg")
@@ -40,8 +41,10 @@ def upgrade(pg_uri: str) -> None:
 def reset(settings: Settings) -> None:
     engine = db.make_engine(settings.pg_uri)
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS photo_thumbnails CASCADE"))
-        connection.execute(text("DROP TABLE IF EXISTS photos CASCADE"))
+        # Every table the models know, dependents first; CASCADE also takes
+        # foreign keys that hand-made tables of older set-ups point at them.
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         connection.execute(text("DROP TYPE IF EXISTS photo_status CASCADE"))
     engine.dispose()
