@@ -34,7 +34,8 @@ def test_migrations_create_the_specified_enum_and_unique_rendition(database_uri:
         "SELECT array_agg(enumlabel ORDER BY enumsortorder) FROM pg_enum "
         "JOIN pg_type t ON t.oid = enumtypid WHERE t.typname = 'photo_status'",
     )
-    assert sorted(labels) == ["completed", "failed", "pending", "processing"]  # type: ignore[arg-type]
+    assert isinstance(labels, list)
+    assert sorted(labels) == ["completed", "failed", "pending", "processing"]
 
 
 def test_migrations_go_down_and_up_again(tmp_path: Path) -> None:
