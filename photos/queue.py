@@ -9,6 +9,12 @@ No other module declares queues. For a work queue named ``Q``:
   it expires it is dead-lettered back to ``Q``.
 - ``Q.dead`` (through exchange ``Q.dlx``): messages that exhausted the delivery
   limit; the consumer marks their photos ``failed``.
+- ``Q.query``: synchronous queries (``POST /query``), a durable classic queue.
+  Each request carries its reply-to, correlation id and an expiration equal to
+  the asker's timeout, so a request nobody answered in time is dropped rather
+  than answered to no one. Its wire format is in :mod:`photos.rpc`.
+
+The upscaling processor has a topology of its own, :class:`UpscaleTopology`.
 
 Dead-lettering is ``at-least-once`` so a message moving between queues is never
 dropped on the way.
@@ -70,8 +76,13 @@ class Topology:
     def dead_queue(self) -> str:
         return f"{self.queue}.dead"
 
+    @property
+    def query_queue(self) -> str:
+        return f"{self.queue}.query"
+
     def declare(self, channel: BlockingChannel) -> None:
         """Idempotent; every process declares before it publishes or consumes."""
+        channel.queue_declare(self.query_queue, durable=True)
         channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
         channel.queue_declare(self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
         channel.queue_bind(self.dead_queue, self.dead_exchange, routing_key=self.queue)
@@ -93,6 +104,42 @@ class Topology:
             arguments={
                 "x-queue-type": "quorum",
                 "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.queue,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+
+
+@dataclass(frozen=True)
+class UpscaleTopology:
+    """The upscaling processor's queues: ``Q``, a quorum queue of upscale
+    requests whose messages go to ``Q.dead`` (through exchange ``Q.dlx``) when
+    the processor gives up on them, with the reason in their headers, or when
+    consumers died holding them ``DELIVERY_LIMIT`` times."""
+
+    queue: str
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.queue}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.queue}.dead"
+
+    def declare(self, channel: BlockingChannel) -> None:
+        """Idempotent; declared before publishing or consuming."""
+        channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
+        channel.queue_declare(self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(self.dead_queue, self.dead_exchange, routing_key=self.queue)
+        channel.queue_declare(
+            self.queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": self.dead_exchange,
                 "x-dead-letter-routing-key": self.queue,
                 "x-dead-letter-strategy": "at-least-once",
                 "x-overflow": "reject-publish",

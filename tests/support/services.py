@@ -78,7 +78,8 @@ class Broker:
 
     def delete(self) -> None:
         with self.channel() as channel:
-            for queue in (self.topology.queue, self.topology.delay_queue, self.topology.dead_queue):
+            t = self.topology
+            for queue in (t.queue, t.delay_queue, t.dead_queue, t.query_queue):
                 channel.queue_delete(queue)
             channel.exchange_delete(self.topology.dead_exchange)
 
