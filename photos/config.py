@@ -73,6 +73,10 @@ class Settings:
     prefetch: int = 1
     # Web
     max_content_length: int = 32 * 1024 * 1024
+    # POST /query: how long the web app waits for a consumer's reply, and the
+    # largest image it sends (it crosses RabbitMQ twice, there and mirrored back).
+    query_timeout: float = 10.0
+    query_max_bytes: int = 10 * 1024 * 1024
     sample_base_url: str = ""
 
     @classmethod
@@ -95,8 +99,63 @@ class Settings:
             lease_seconds=_float(env, "LEASE_SECONDS", 60.0),
             prefetch=_int(env, "CONSUMER_PREFETCH", 1, minimum=1),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 32 * 1024 * 1024, minimum=1),
+            query_timeout=_float(env, "QUERY_TIMEOUT", 10.0),
+            query_max_bytes=_int(env, "QUERY_MAX_BYTES", 10 * 1024 * 1024, minimum=1),
             sample_base_url=env.get("SAMPLE_BASE_URL") or f"http://localhost:{port}/samples/",
         )
 
     def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class UpscalingSettings:
+    """The upscaling processor's settings (``python entrypoint.py``). The
+    upscaler's URL and token and the image service's URL have no default: the
+    processor does not start without them. The token never appears in a repr."""
+
+    upscaler_url: str
+    upscaler_token: str = field(repr=False)
+    image_service_url: str
+    amqp_uri: str = DEFAULT_AMQP_URI
+    queue_name: str = "image-upscaling"
+    # Seconds to wait for each answer (connecting has its own, short, limit).
+    connect_timeout: float = 5.0
+    upscaler_timeout: float = 60.0
+    image_service_timeout: float = 30.0
+    # Calls to either service: attempts, and the backoff between them.
+    max_attempts: int = 5
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
+    # Neither the image in a message nor the requested size may exceed this.
+    max_image_pixels: int = 100_000_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UpscalingSettings:
+        env = os.environ if env is None else env
+        if not env.get("UPSCALER_TOKEN"):
+            raise ConfigError("UPSCALER_TOKEN must be set (the upscaler's access token)")
+        return cls(
+            upscaler_url=_http_url(env, "UPSCALER_URL"),
+            upscaler_token=env["UPSCALER_TOKEN"],
+            image_service_url=_http_url(env, "IMAGE_SERVICE_URL"),
+            amqp_uri=env.get("AMQP_URI") or DEFAULT_AMQP_URI,
+            queue_name=env.get("UPSCALE_QUEUE") or "image-upscaling",
+            connect_timeout=_float(env, "UPSCALE_CONNECT_TIMEOUT", 5.0),
+            upscaler_timeout=_float(env, "UPSCALER_TIMEOUT", 60.0),
+            image_service_timeout=_float(env, "IMAGE_SERVICE_TIMEOUT", 30.0),
+            max_attempts=_int(env, "UPSCALE_MAX_ATTEMPTS", 5, minimum=1),
+            retry_base_delay=_float(env, "UPSCALE_RETRY_BASE_DELAY", 0.5),
+            retry_max_delay=_float(env, "UPSCALE_RETRY_MAX_DELAY", 30.0),
+            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, minimum=1),
+        )
+
+    def with_(self, **changes: object) -> UpscalingSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
