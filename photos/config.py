@@ -77,6 +77,8 @@ class Settings:
     # largest image it sends (it crosses RabbitMQ twice, there and mirrored back).
     query_timeout: float = 10.0
     query_max_bytes: int = 10 * 1024 * 1024
+    # Uploads: the most bytes an uploaded image may have once decoded.
+    upload_max_bytes: int = 20 * 1024 * 1024
     sample_base_url: str = ""
 
     @classmethod
@@ -101,6 +103,7 @@ class Settings:
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 32 * 1024 * 1024, minimum=1),
             query_timeout=_float(env, "QUERY_TIMEOUT", 10.0),
             query_max_bytes=_int(env, "QUERY_MAX_BYTES", 10 * 1024 * 1024, minimum=1),
+            upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
             sample_base_url=env.get("SAMPLE_BASE_URL") or f"http://localhost:{port}/samples/",
         )
 

@@ -13,9 +13,29 @@ import os
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 PARTIAL_PREFIX = ".partial-"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Bytes written and flushed under a partial name, not yet at their own."""
+
+    partial: Path
+    target: Path
+
+    def publish(self) -> Path:
+        try:
+            os.replace(self.partial, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        return self.target
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
 
 
 class Storage:
@@ -28,6 +48,12 @@ class Storage:
 
     def write(self, relative: str, data: bytes) -> Path:
         """Atomically put ``data`` at ``relative`` (replacing what was there)."""
+        return self.stage(relative, data).publish()
+
+    def stage(self, relative: str, data: bytes) -> Staged:
+        """Put ``data`` on disk under a partial name beside ``relative``, to be
+        published (renamed into place) or discarded later: lets a caller commit
+        the row that names the file in between."""
         target = self.resolve(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
@@ -37,11 +63,10 @@ class Storage:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(partial, target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        return target
+        return Staged(partial, target)
 
     def read(self, relative: str) -> bytes:
         return self.resolve(relative).read_bytes()
