@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 from photos.config import Settings
 from photos.db import is_unavailable
 from photos.queue import BrokerUnavailable
-from web import pages, photos, resources
+from photos.uploads import UploadError
+from web import pages, photos, query, resources, tasks, uploads
 
 log = logging.getLogger("web")
 
@@ -23,6 +24,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     resources.init_app(app, settings)
     app.register_blueprint(photos.bp)
+    app.register_blueprint(query.bp)
+    app.register_blueprint(uploads.bp)
+    app.register_blueprint(tasks.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
 
@@ -35,6 +39,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_errors(app: Flask) -> None:
+    app.register_error_handler(UploadError, uploads.upload_error)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         code = exc.code or 500

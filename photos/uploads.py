@@ -1,0 +1,278 @@
+"""Uploads: photos that arrive as bytes instead of URLs, on the one pipeline.
+
+An upload is a ``photos`` row with ``source = 'upload'`` whose original is kept
+under the thumbs directory at ``<uuid[:2]>/<uuid>/original.<ext>`` (a name fixed
+by the photo, never by the client); consumers read it from there instead of
+downloading, and make the renditions the row names.
+
+Guarantees of :func:`register_upload`:
+
+- *No file without a row.* The bytes are first written (and flushed) under a
+  ``.partial-*`` name, then the row is committed, then the file is renamed to
+  its final name. A process killed before the commit leaves only a partial file,
+  which consumers sweep (``Storage.sweep_partials``); one killed between the
+  commit and the rename (a single syscall) leaves a pending row without its
+  file, which nobody was told about and which fails with a clear reason if it
+  is ever queued.
+- *Nothing lost, or nothing at all.* When the photo is to be processed, its
+  message is published (with confirms) after the row and the file are in place.
+  If RabbitMQ does not confirm it, the upload is withdrawn: the row is deleted,
+  only if it is still pending, and its file with it, and
+  :class:`~photos.queue.BrokerUnavailable` propagates, so the client's error
+  means "nothing happened, try again". If a consumer has already claimed the
+  photo (the message got through, only its confirm was lost) the upload stands
+  and is returned as a success.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from photos import imaging, renditions
+from photos.db import SessionFactory, unit_of_work
+from photos.models import Photo, PhotoStatus, Thumbnail
+from photos.pipeline import MessagePublisher
+from photos.queue import BrokerUnavailable, PhotoMessage
+from photos.storage import Storage
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "original"
+TASK_RENDITIONS = ("square-64", "square-32")
+
+# Image format (as probed) -> (file extension, content type) of the kept original.
+_FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+    "GIF": ("gif", "image/gif"),
+    "BMP": ("bmp", "image/bmp"),
+    "TIFF": ("tiff", "image/tiff"),
+}
+_CONTENT_TYPES = {ext: content_type for ext, content_type in _FORMATS.values()}
+
+
+class UploadError(Exception):
+    """An upload, or a look-up of one, that cannot be served; the message is
+    for the person who sent it."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class InvalidUpload(UploadError):
+    """The request is malformed: bad base64, no bytes, a non-square image where
+    only square ones are accepted, an unknown rendition."""
+
+
+class NotAnImage(UploadError):
+    """The bytes are not an image in a format we read."""
+
+
+class UploadTooLarge(UploadError):
+    """Too many bytes, or too many pixels."""
+
+
+class UnknownPhoto(UploadError):
+    """No uploaded photo has this id."""
+
+
+class ImageNotReady(UploadError):
+    """The photo exists but this image of it does not (yet)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    data: bytes
+    content_type: str
+
+
+def decode_base64(text: object, limits: Limits) -> bytes:
+    """Strict standard base64 (RFC 4648 alphabet, padded, no whitespace or
+    data: prefix). Raises InvalidUpload or UploadTooLarge, checking the size
+    before decoding."""
+    if not isinstance(text, str):
+        raise InvalidUpload('"data" must be a string of base64')
+    if not text:
+        raise InvalidUpload('"data" is empty')
+    if len(text) // 4 * 3 - 2 > limits.max_bytes:
+        raise UploadTooLarge(f"the image is larger than the limit of {limits.max_bytes} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidUpload('"data" is not valid base64') from None
+    return check_size(data, limits)
+
+
+def check_size(data: bytes, limits: Limits) -> bytes:
+    if not data:
+        raise InvalidUpload("the image is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise UploadTooLarge(
+            f"the image is {len(data)} bytes, more than the limit of {limits.max_bytes} bytes"
+        )
+    return data
+
+
+def check_image(data: bytes, limits: Limits, *, square_only: bool) -> imaging.Probe:
+    """Reads the header only. Raises NotAnImage, UploadTooLarge (pixels) or
+    InvalidUpload (not square, when ``square_only``); sizes are as displayed,
+    EXIF orientation applied."""
+    try:
+        # The pixel limit is checked below so that it answers "too large",
+        # not "not an image"; reading the header decodes no pixels.
+        probe = imaging.probe(data, max_pixels=sys.maxsize)
+    except imaging.ImageError as exc:
+        raise NotAnImage(exc.reason) from None
+    if probe.format not in _FORMATS:
+        raise NotAnImage(f"unsupported image format {probe.format}")
+    if probe.width * probe.height > limits.max_pixels:
+        raise UploadTooLarge(
+            f"the image is {probe.width}x{probe.height}, more than the limit of {limits.max_pixels} pixels"
+        )
+    if square_only and probe.width != probe.height:
+        raise InvalidUpload(f"only square images are accepted, got {probe.width}x{probe.height}")
+    return probe
+
+
+def check_renditions(names: Sequence[str]) -> tuple[str, ...]:
+    """Recipe names, duplicates dropped; InvalidUpload names the unknown ones."""
+    wanted = tuple(dict.fromkeys(names))
+    if not wanted:
+        raise InvalidUpload("at least one rendition is needed")
+    unknown = [n for n in wanted if n not in renditions.RECIPES]
+    if unknown:
+        raise InvalidUpload(
+            f"unknown renditions {', '.join(unknown)}; known: {', '.join(sorted(renditions.RECIPES))}"
+        )
+    return wanted
+
+
+def register_upload(
+    factory: SessionFactory,
+    storage: Storage,
+    publisher: MessagePublisher,
+    data: bytes,
+    *,
+    limits: Limits,
+    renditions_wanted: Sequence[str] = (renditions.DEFAULT.name,),
+    square_only: bool = False,
+    process: bool = False,
+) -> Photo:
+    """Keep ``data`` as a new photo's original and, if ``process``, queue it.
+
+    Raises InvalidUpload, NotAnImage or UploadTooLarge before anything is
+    stored, and BrokerUnavailable (after withdrawing the upload) when the
+    message was not confirmed. See the module docstring for the ordering.
+    """
+    wanted = check_renditions(renditions_wanted)
+    probe = check_image(check_size(data, limits), limits, square_only=square_only)
+    photo_uuid = uuid.uuid4()
+    extension, _ = _FORMATS[probe.format]
+    path = storage.rendition_path(photo_uuid, ORIGINAL, extension)
+    staged = storage.stage(path, data)
+    try:
+        with unit_of_work(factory) as session:
+            photo = session.scalars(
+                insert(Photo)
+                .values(
+                    uuid=photo_uuid,
+                    url=f"upload:{path}",
+                    source="upload",
+                    original_path=path,
+                    renditions=list(wanted),
+                    queued_at=func.now() if process else None,
+                )
+                .returning(Photo)
+            ).one()
+    except BaseException:
+        staged.discard()
+        raise
+    try:
+        staged.publish()
+    except BaseException:
+        withdraw_upload(factory, storage, photo_uuid)
+        raise
+    log.info(
+        "photo uploaded",
+        extra={"photo": str(photo_uuid), "bytes": len(data), "format": probe.format, "renditions": wanted},
+    )
+    if process:
+        try:
+            publisher.publish([PhotoMessage(photo_uuid)])
+        except BrokerUnavailable:
+            if withdraw_upload(factory, storage, photo_uuid):
+                raise
+            log.info("message unconfirmed but already claimed", extra={"photo": str(photo_uuid)})
+        else:
+            log.info("photo queued", extra={"photo": str(photo_uuid)})
+    return photo
+
+
+def withdraw_upload(factory: SessionFactory, storage: Storage, photo_uuid: uuid.UUID) -> bool:
+    """Delete an upload nobody has started on: the row if still pending, and
+    then its files. The file goes before the commit, so a crash in between
+    leaves a row without a file, never a file without a row. True if withdrawn."""
+    with unit_of_work(factory) as session:
+        deleted = session.execute(
+            delete(Photo)
+            .where(Photo.uuid == photo_uuid, Photo.status == PhotoStatus.pending, Photo.attempts == 0)
+            .returning(Photo.uuid)
+        ).first()
+        if deleted is not None:
+            storage.delete_photo(photo_uuid)
+    if deleted is not None:
+        log.warning("upload withdrawn", extra={"photo": str(photo_uuid)})
+    return deleted is not None
+
+
+def find_upload(session: Session, photo_uuid: uuid.UUID) -> Photo:
+    """The uploaded photo with this id; UnknownPhoto if there is none (photos
+    that came by URL included)."""
+    photo = session.scalars(select(Photo).where(Photo.uuid == photo_uuid, Photo.source == "upload")).first()
+    if photo is None:
+        raise UnknownPhoto(f"no uploaded photo {photo_uuid}")
+    return photo
+
+
+def read_image(session: Session, storage: Storage, photo_uuid: uuid.UUID, rendition: str) -> StoredImage:
+    """The uploaded original (``rendition == ORIGINAL``) or a rendition of it.
+    Raises UnknownPhoto, or ImageNotReady while the rendition is not made (or
+    when the photo does not get that rendition at all)."""
+    photo = find_upload(session, photo_uuid)
+    if rendition == ORIGINAL:
+        assert photo.original_path is not None  # the source check constraint says so
+        relative = photo.original_path
+    else:
+        if rendition not in photo.renditions:
+            raise ImageNotReady(f"photo {photo_uuid} does not get the {rendition} rendition")
+        relative_or_none = session.scalar(
+            select(Thumbnail.url).where(Thumbnail.photo_uuid == photo_uuid, Thumbnail.rendition == rendition)
+        )
+        if relative_or_none is None:
+            raise ImageNotReady(
+                f"the {rendition} rendition of photo {photo_uuid} is not made yet (status {photo.status.value})"
+            )
+        relative = relative_or_none
+    try:
+        data = storage.read(relative)
+    except FileNotFoundError:
+        raise ImageNotReady(f"the {rendition} file of photo {photo_uuid} is missing from storage") from None
+    extension = relative.rsplit(".", 1)[-1]
+    return StoredImage(data, _CONTENT_TYPES.get(extension, "application/octet-stream"))
