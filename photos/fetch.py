@@ -92,9 +92,32 @@ def check_url(url: str, policy: FetchPolicy) -> tuple[str, str, int, IPAddress]:
 
 
 def _is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and not _is_public(embedded):
+            return False
     return address.is_global and not address.is_multicast
+
+
+# IPv6 forms that carry an IPv4 address a gateway or the kernel may deliver to:
+# IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), 6to4 (2002::/16)
+# and NAT64 (64:ff9b::/96). Python calls the last three "global" whatever they
+# embed, so 64:ff9b::a00:1 would reach 10.0.0.1 through a NAT64 gateway.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, local use only
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
