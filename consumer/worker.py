@@ -29,6 +29,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from pika.spec import Basic, BasicProperties
 
+from consumer.query import reply_to_query
 from photos import db, fetch
 from photos.config import Settings
 from photos.db import is_unavailable
@@ -66,6 +67,9 @@ class Worker:
         self._connection: pika.BlockingConnection | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        # Queries have their own threads: someone is waiting for each answer,
+        # and it must not queue behind a slow photo download.
+        self._query_pool = ThreadPoolExecutor(settings.prefetch, thread_name_prefix="query")
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -97,6 +101,7 @@ class Worker:
                     backoff = min(MAX_BACKOFF, backoff * 2)
                 finally:
                     self._close()
+        self._query_pool.shutdown()
         log.info("consumer stopped")
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
@@ -117,12 +122,17 @@ class Worker:
             self.topology.dead_queue,
             lambda ch, m, p, b: self._dispatch(pool, ch, m, p, b, self._handle_dead),
         )
+        query_tag = channel.basic_consume(
+            self.topology.query_queue,
+            lambda ch, m, p, b: self._dispatch(self._query_pool, ch, m, p, b, self._handle_query),
+        )
         log.info("consuming", extra={"queue": self.topology.queue, "prefetch": self.settings.prefetch})
         while not self._stop.is_set():
             connection.process_data_events(time_limit=0.25)
         # Stop taking messages, finish what is in hand, then close.
         channel.basic_cancel(work_tag)
         channel.basic_cancel(dead_tag)
+        channel.basic_cancel(query_tag)
         deadline = time.monotonic() + self.grace
         while self._busy() and time.monotonic() < deadline:
             connection.process_data_events(time_limit=0.1)
@@ -228,6 +238,16 @@ class Worker:
                 extra={"photo": str(message.photo_uuid), "outcome": "failed", "reason": reason},
             )
         return lambda: _ack(delivery) if changed is not None else _nack(delivery)
+
+    def _handle_query(self, delivery: _Delivery) -> Callable[[], None]:
+        reply = reply_to_query(delivery.body, delivery.properties, max_pixels=self.settings.max_image_pixels)
+
+        def settle() -> None:
+            if reply is not None:
+                delivery.channel.basic_publish("", reply.routing_key, reply.body, reply.properties)
+            _ack(delivery)
+
+        return settle
 
     def _republish_later(self, delivery: _Delivery, delay_ms: int) -> None:
         delivery.channel.basic_publish(

@@ -1,6 +1,6 @@
 """The app's connections, each with one owner and one lifetime: the engine and
-the RabbitMQ publishers live as long as the app (one publisher per thread, as
-pika connections are not thread-safe); a database session lives for a request."""
+the RabbitMQ publishers and query clients live as long as the app (one of each
+per thread, as pika connections are not thread-safe); a database session lives for a request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from photos import db
 from photos.config import Settings
 from photos.queue import Publisher, Topology
+from photos.rpc import QueryClient
 from photos.storage import Storage
 
 
@@ -24,6 +25,7 @@ class Resources:
         self.topology = Topology(settings.queue_name)
         self._local = threading.local()
         self._publishers: list[Publisher] = []
+        self._query_clients: list[QueryClient] = []
         self._lock = threading.Lock()
 
     def publisher(self) -> Publisher:
@@ -35,11 +37,23 @@ class Resources:
                 self._publishers.append(publisher)
         return publisher
 
+    def query_client(self) -> QueryClient:
+        client: QueryClient | None = getattr(self._local, "query_client", None)
+        if client is None:
+            client = QueryClient(self.settings.amqp_uri, self.topology, self.settings.query_timeout)
+            self._local.query_client = client
+            with self._lock:
+                self._query_clients.append(client)
+        return client
+
     def close(self) -> None:
         with self._lock:
             publishers, self._publishers = self._publishers, []
+            query_clients, self._query_clients = self._query_clients, []
         for publisher in publishers:
             publisher.close()
+        for client in query_clients:
+            client.close()
         self.engine.dispose()
 
 

@@ -1,0 +1,348 @@
+"""POST /query against real Postgres and RabbitMQ, answered by a real consumer
+(the worker ``python -m consumer`` runs, here on a thread of the test)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from pika.exceptions import ChannelClosedByBroker
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from consumer.worker import Worker, build_worker
+from photos import rpc
+from photos.config import Settings
+from photos.db import SessionFactory
+from photos.imaging import Encoded
+from photos.models import Query
+from photos.query import Answer, kilobytes
+from photos.rpc import DIRECT_REPLY_TO, QueryClient, QueryRequest
+from tests.support import images
+from tests.support.services import Broker
+from tests.support.wait import wait_for
+from web import create_app
+
+StartConsumer = Callable[[Settings], Worker]
+
+
+def query_consumers(broker: Broker) -> int:
+    with broker.channel() as channel:
+        try:
+            declared = channel.queue_declare(broker.topology.query_queue, passive=True)
+        except ChannelClosedByBroker:
+            return 0
+        return int(declared.method.consumer_count)
+
+
+@pytest.fixture
+def start_consumer(broker: Broker) -> Iterator[StartConsumer]:
+    """Runs the consumer's worker on a thread until the test ends."""
+    running: list[tuple[Worker, threading.Thread]] = []
+
+    def start(settings: Settings) -> Worker:
+        worker = build_worker(settings)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        before = query_consumers(broker)
+        thread.start()
+        running.append((worker, thread))
+        wait_for(lambda: query_consumers(broker) > before, 15, what="the consumer to subscribe to queries")
+        return worker
+
+    yield start
+    for worker, thread in running:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "the consumer did not stop"
+
+
+@pytest.fixture
+def answering(settings: Settings, start_consumer: StartConsumer) -> Worker:
+    return start_consumer(settings)
+
+
+def make_app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["photos"].close()
+
+
+def post_image(
+    client: FlaskClient, data: bytes, filename: str = "test_image.jpg"
+) -> tuple[int, dict[str, Any]]:
+    response = client.post(
+        "/query",
+        data={"image": FileStorage(stream=io.BytesIO(data), filename=filename)},
+        content_type="multipart/form-data",
+    )
+    return response.status_code, response.get_json()
+
+
+def padded_jpeg(size: int) -> bytes:
+    """A JPEG of exactly ``size`` bytes (bytes after the end-of-image marker are ignored by readers)."""
+    data = images.jpeg(400, 300)
+    assert len(data) < size
+    return data + b"\0" * (size - len(data))
+
+
+def rows(factory: SessionFactory) -> list[Query]:
+    with factory() as session:
+        return list(session.scalars(select(Query)))
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# --- answers ---------------------------------------------------------------
+
+
+def test_a_query_answers_the_size_and_keeps_a_mirrored_copy_named_by_its_record(
+    client: FlaskClient, answering: Worker, settings: Settings, session_factory: SessionFactory
+) -> None:
+    status, body = post_image(client, padded_jpeg(84_000))
+
+    assert status == 200, body
+    assert body["status"] == "SUCCESS"
+    assert body["size"] == "82kb"
+    assert body["size_bytes"] == 84_000
+    assert (body["width"], body["height"]) == (400, 300)
+    host, pid = body["consumer"].rsplit(":", 1)
+    assert host == socket.gethostname() and int(pid) > 0
+
+    [row] = rows(session_factory)
+    assert str(row.uuid) == body["id"]
+    assert row.size_bytes == 84_000
+    assert row.mirrored_path == body["mirrored"]
+    assert body["mirrored_url"] == f"/thumbs/{body['mirrored']}"
+    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / body["mirrored"]]
+
+    mirrored = images.decode((settings.thumbs_dir / body["mirrored"]).read_bytes())
+    assert mirrored.format == "JPEG"
+    assert mirrored.size == (400, 300)
+    # The red mark of the top-left corner is now top-right.
+    assert images.is_red(mirrored.getpixel((400 - 5, 5)))  # type: ignore[arg-type]
+    assert not images.is_red(mirrored.getpixel((5, 5)))  # type: ignore[arg-type]
+
+    served = client.get(body["mirrored_url"])
+    assert served.status_code == 200
+    assert served.data == (settings.thumbs_dir / body["mirrored"]).read_bytes()
+
+
+def test_a_png_is_mirrored_into_a_png(client: FlaskClient, answering: Worker, settings: Settings) -> None:
+    data = images.png(120, 80, mode="RGBA")
+    status, body = post_image(client, data, "picture.png")
+    assert status == 200, body
+    assert body["size"] == f"{kilobytes(len(data))}kb"
+    assert body["mirrored"].endswith(".png")
+    mirrored = images.decode((settings.thumbs_dir / body["mirrored"]).read_bytes())
+    assert (mirrored.format, mirrored.mode, mirrored.size) == ("PNG", "RGBA", (120, 80))
+    assert images.is_red(mirrored.getpixel((120 - 3, 3)))  # type: ignore[arg-type]
+
+
+def test_every_query_gets_its_own_record_and_file(
+    client: FlaskClient, answering: Worker, settings: Settings, session_factory: SessionFactory
+) -> None:
+    answers = [post_image(client, images.jpeg(60 + i, 40))[1] for i in range(3)]
+    assert len({a["id"] for a in answers}) == 3
+    assert [a["width"] for a in answers] == [60, 61, 62]
+    assert sorted(str(r.uuid) for r in rows(session_factory)) == sorted(a["id"] for a in answers)
+    assert len(files_under(settings.thumbs_dir)) == 3
+
+
+# --- refusals --------------------------------------------------------------
+
+
+def test_without_an_image_field_it_is_a_400(client: FlaskClient, broker: Broker) -> None:
+    response = client.post("/query", data={"picture": (io.BytesIO(b"x"), "a.jpg")})
+    assert response.status_code == 400
+    assert "image" in response.get_json()["error"]
+    response = client.post("/query", json={"image": "aGVsbG8="})
+    assert response.status_code == 400
+    assert broker.depth(broker.topology.query_queue) == 0
+
+
+def test_an_empty_image_is_a_400(client: FlaskClient, broker: Broker) -> None:
+    status, body = post_image(client, b"")
+    assert status == 400
+    assert body["error"] == "the image is empty (0 bytes)"
+    assert broker.depth(broker.topology.query_queue) == 0
+
+
+def test_what_is_not_an_image_is_refused_by_the_consumer_with_a_415(
+    client: FlaskClient, answering: Worker, settings: Settings, session_factory: SessionFactory
+) -> None:
+    status, body = post_image(client, b"%PDF-1.4 not an image at all" * 10, "report.pdf")
+    assert status == 415
+    assert body == {
+        "status": "FAILED",
+        "error": "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)",
+    }
+    assert rows(session_factory) == []
+    assert files_under(settings.thumbs_dir) == []
+
+
+def test_a_truncated_image_is_a_415(client: FlaskClient, answering: Worker) -> None:
+    data = images.jpeg(400, 300)
+    status, body = post_image(client, data[: len(data) // 3])
+    assert status == 415
+    assert "corrupt or truncated" in body["error"]
+
+
+def test_more_bytes_than_the_limit_is_a_413_and_nothing_is_sent(
+    settings: Settings, broker: Broker, session_factory: SessionFactory
+) -> None:
+    for app in make_app(settings.with_(query_max_bytes=10_000)):
+        status, body = post_image(app.test_client(), b"\xff" * 10_001)
+        assert status == 413
+        assert body["error"] == "the image is larger than the limit of 10000 bytes"
+        assert broker.depth(broker.topology.query_queue) == 0
+        status, _ = post_image(app.test_client(), b"\xff" * 10_000)
+        assert status != 413
+
+
+def test_more_pixels_than_the_consumer_takes_is_a_413(
+    client: FlaskClient, settings: Settings, start_consumer: StartConsumer, session_factory: SessionFactory
+) -> None:
+    start_consumer(settings.with_(max_image_pixels=100 * 100))
+    status, body = post_image(client, images.jpeg(101, 100))
+    assert status == 413
+    assert body["error"] == "image is 101x100, more than the limit of 10000 pixels"
+    status, body = post_image(client, images.jpeg(100, 100))
+    assert status == 200, body
+    assert len(rows(session_factory)) == 1
+
+
+def test_without_an_answer_in_time_it_is_a_504_and_the_request_expires(
+    settings: Settings, broker: Broker, session_factory: SessionFactory
+) -> None:
+    for app in make_app(settings.with_(query_timeout=1.0)):
+        status, body = post_image(app.test_client(), images.jpeg(50, 50))
+        assert status == 504
+        assert body == {"status": "FAILED", "error": "no consumer answered within 1 seconds"}
+        assert rows(session_factory) == []
+        # Nobody is left to read an answer, so nobody should be asked.
+        wait_for(lambda: broker.depth(broker.topology.query_queue) == 0, 10, what="the request to expire")
+
+
+def test_an_unreachable_broker_is_a_503(settings: Settings, session_factory: SessionFactory) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    for app in make_app(settings.with_(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F")):
+        status, body = post_image(app.test_client(), images.jpeg(50, 50))
+        assert status == 503
+        assert "broker is unavailable" in body["error"]
+        assert rows(session_factory) == []
+
+
+# --- correlation ---------------------------------------------------------------
+
+
+class Responder:
+    """Stands in for a consumer on the real query queue, answering in an order
+    the test chooses: it holds each request until told to answer."""
+
+    def __init__(self, settings: Settings, broker: Broker) -> None:
+        self.queue = broker.topology.query_queue
+        self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_uri))
+        self.channel = self.connection.channel()
+        self.requests: list[QueryRequest] = []
+
+    def take(self, count: int) -> None:
+        def one() -> bool:
+            method, props, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is not None:
+                self.requests.append(QueryRequest.decode(body, props))
+            return len(self.requests) >= count
+
+        wait_for(one, 10, what=f"{count} requests")
+
+    def answer(self, request: QueryRequest, *, width: int, correlation_id: str | None = None) -> None:
+        answer = Answer(1, Encoded(b"mirrored", width, 1, "image/png", "png"), consumer="responder:1")
+        body, props = rpc.encode_reply(answer, correlation_id or request.correlation_id, "responder:1")
+        self.channel.basic_publish("", request.reply_to, body, props)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def ask_in_thread(client: QueryClient, image: bytes) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(client.ask(image))
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_replies_to_other_queries_are_ignored(settings: Settings, broker: Broker) -> None:
+    client = QueryClient(settings.amqp_uri, broker.topology, timeout=2.0)
+    responder = Responder(settings, broker)
+    try:
+        # The first query times out; its answer arrives while the second waits.
+        thread, outcome = ask_in_thread(client, b"first")
+        responder.take(1)
+        thread.join()
+        assert isinstance(outcome[0], rpc.QueryTimeout)
+
+        thread, outcome = ask_in_thread(client, b"second")
+        responder.take(2)
+        first, second = responder.requests
+        assert (first.image, second.image) == (b"first", b"second")
+        responder.answer(first, width=1)
+        responder.answer(second, width=3, correlation_id=uuid.uuid4().hex)
+        responder.answer(second, width=2)
+        thread.join()
+        [answer] = outcome
+        assert isinstance(answer, Answer)
+        assert answer.mirrored.width == 2
+    finally:
+        responder.close()
+        client.close()
+
+
+def test_a_consumer_answering_an_asker_that_has_gone_keeps_answering(
+    client: FlaskClient,
+    settings: Settings,
+    broker: Broker,
+    start_consumer: StartConsumer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumer")
+    # A request whose asker gives up and disconnects before any consumer runs.
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_uri))
+    channel = connection.channel()
+    broker.declare()
+    channel.basic_consume(DIRECT_REPLY_TO, lambda *_: None, auto_ack=True)
+    request = QueryRequest(images.jpeg(30, 30), DIRECT_REPLY_TO, "gone")
+    channel.basic_publish("", broker.topology.query_queue, request.image, request.properties(60_000))
+    connection.close()
+    assert broker.depth(broker.topology.query_queue) == 1
+
+    start_consumer(settings)
+    wait_for(
+        lambda: broker.depth(broker.topology.query_queue) == 0, 10, what="the orphan request to be taken"
+    )
+    status, body = post_image(client, images.jpeg(40, 40))
+    assert status == 200, body
+    # Answering into the void cost the consumer neither its channel nor its connection.
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("consumer")]
+    assert "query answered" in messages
+    assert not {"broker connection lost", "could not settle a message"} & set(messages), messages

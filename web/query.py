@@ -1,0 +1,63 @@
+"""POST /query: an image goes over RabbitMQ to a consumer, which answers with
+its size and the image mirrored; the mirrored image is kept on disk.
+
+Statuses: 200 answered; 400 no ``image`` field or an empty one; 413 more than
+QUERY_MAX_BYTES bytes or MAX_IMAGE_PIXELS pixels; 415 not an image; 502 the
+consumer failed; 503 RabbitMQ unreachable; 504 no answer within QUERY_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+from photos import query
+from photos.query import ConsumerError, ImageTooLarge, NotAnImage, QueryFailed
+from photos.rpc import QueryTimeout
+from web import resources
+
+bp = Blueprint("query", __name__)
+
+FAILURE_STATUS: dict[type[QueryFailed], int] = {NotAnImage: 415, ImageTooLarge: 413, ConsumerError: 502}
+
+
+@bp.post("/query")
+def ask() -> Response:
+    res = resources.get()
+    image = _image_field(res.settings.query_max_bytes)
+    recorded = query.ask(res.query_client(), res.session_factory, res.storage, image)
+    answer = recorded.answer
+    return jsonify(
+        status="SUCCESS",
+        size=f"{answer.size_kb}kb",
+        size_bytes=answer.size_bytes,
+        id=str(recorded.id),
+        mirrored=recorded.path,
+        mirrored_url=f"/thumbs/{recorded.path}",
+        width=answer.mirrored.width,
+        height=answer.mirrored.height,
+        consumer=answer.consumer,
+    )
+
+
+def _image_field(max_bytes: int) -> bytes:
+    upload = request.files.get("image")
+    if upload is None:
+        raise BadRequest('send the image as a multipart/form-data file field named "image"')
+    data = upload.stream.read(max_bytes + 1)
+    if not data:
+        raise BadRequest("the image is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise RequestEntityTooLarge(f"the image is larger than the limit of {max_bytes} bytes")
+    return data
+
+
+@bp.errorhandler(QueryFailed)
+def failed(exc: QueryFailed) -> tuple[Response, int]:
+    status = next((code for cls, code in FAILURE_STATUS.items() if isinstance(exc, cls)), 502)
+    return jsonify(status="FAILED", error=exc.reason), status
+
+
+@bp.errorhandler(QueryTimeout)
+def timed_out(exc: QueryTimeout) -> tuple[Response, int]:
+    return jsonify(status="FAILED", error=str(exc)), 504
