@@ -6,6 +6,10 @@ const counts = document.getElementById("counts");
 const message = document.getElementById("message");
 const button = document.getElementById("process");
 const empty = document.getElementById("empty");
+const STATUS_ORDER = ["pending", "processing", "completed", "failed"];
+// Cards by photo uuid, kept while the photo does not change, so that a
+// refresh does not rebuild (and reload) every thumbnail.
+const cards = new Map();
 let timer = null;
 
 function el(tag, attrs, ...children) {
@@ -21,7 +25,7 @@ function card(photo) {
   if (thumb) {
     picture.append(el("img", { src: thumb.url, alt: `thumbnail of ${photo.url}`, width: thumb.width, height: thumb.height }));
   } else {
-    picture.append(photo.status === "failed" ? "no thumbnail" : "waiting…");
+    picture.append({ failed: "no thumbnail", processing: "processing…" }[photo.status] || "waiting…");
   }
   const meta = el("div", { class: "meta" },
     el("span", { class: `status status-${photo.status}`, "data-status": photo.status }, photo.status),
@@ -31,20 +35,43 @@ function card(photo) {
   return el("li", { class: "card", "data-uuid": photo.uuid }, picture, meta);
 }
 
+function render(photos) {
+  const seen = new Set();
+  const nodes = photos.map((photo) => {
+    const key = JSON.stringify([photo.status, photo.failure_reason, photo.thumbnails]);
+    seen.add(photo.uuid);
+    const known = cards.get(photo.uuid);
+    if (known && known.key === key) return known.node;
+    const node = card(photo);
+    cards.set(photo.uuid, { key, node });
+    return node;
+  });
+  cards.forEach((_, uuid) => { if (!seen.has(uuid)) cards.delete(uuid); });
+  // Only touch the list when its order or members changed.
+  if (nodes.length !== list.children.length || nodes.some((n, i) => list.children[i] !== n)) {
+    list.replaceChildren(...nodes);
+  }
+}
+
 async function refresh() {
   clearTimeout(timer);
   try {
     const response = await fetch("/photos");
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     const data = await response.json();
-    counts.replaceChildren(...Object.entries(data.counts).map(([s, n]) => el("span", { "data-count": s }, `${s}: ${n}`)));
-    list.replaceChildren(...data.photos.map(card));
+    counts.replaceChildren(...STATUS_ORDER.map((s) => {
+      const n = data.counts[s] ?? 0;
+      return el("span", { "data-count": s, class: n ? "" : "zero" }, `${s}: ${n}`);
+    }));
+    render(data.photos);
+    if (message.dataset.kind === "load-error") { message.textContent = ""; delete message.dataset.kind; }
     empty.hidden = data.photos.length > 0;
     button.disabled = data.counts.pending === 0;
     const busy = data.photos.some((p) => p.status === "pending" || p.status === "processing");
     timer = setTimeout(refresh, busy ? 1000 : 5000);
   } catch (error) {
     message.textContent = `Could not load photos: ${error.message}`;
+    message.dataset.kind = "load-error";
     timer = setTimeout(refresh, 5000);
   }
 }
@@ -59,7 +86,9 @@ button.addEventListener("click", async () => {
       body: JSON.stringify({ uuids: pending.map((p) => p.uuid) }),
     });
     const body = await response.json();
-    message.textContent = response.ok ? `Queued ${body.queued.length} photo(s).` : `Could not queue: ${body.error}`;
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    const n = body.queued.length;
+    message.textContent = `Queued ${n} photo${n === 1 ? "" : "s"} for processing.`;
   } catch (error) {
     message.textContent = `Could not queue: ${error.message}`;
   } finally {
