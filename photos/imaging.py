@@ -227,8 +227,10 @@ def _flatten(im: Image.Image) -> Image.Image:
 def _encode_jpeg(im: Image.Image) -> Encoded:
     im = _flatten(im)
     out = io.BytesIO()
-    # No exif= argument: EXIF (and with it GPS) never reaches an output.
-    im.save(out, "JPEG", quality=JPEG_QUALITY)
+    # No exif= or xmp= argument: EXIF (and with it GPS) never reaches an output.
+    # Pillow would copy a comment from the source (a JPEG COM marker or a PNG
+    # text chunk named "comment", which may also be too long for a marker).
+    im.save(out, "JPEG", quality=JPEG_QUALITY, comment=b"")
     return Encoded(out.getvalue(), im.width, im.height, "image/jpeg", "jpg")
 
 
