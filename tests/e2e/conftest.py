@@ -20,7 +20,7 @@ from photos.config import Settings
 from tests.support.services import Broker, Process, consumer, service_env
 from tests.support.wait import wait_for
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -68,8 +68,10 @@ class RunningService:
 
     def healthy(self) -> bool:
         try:
-            return requests.get(self.url("/healthz"), timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(self.url("/healthz"), timeout=5).status_code == 200
+        except requests.RequestException:
+            # Refused before gunicorn binds; a read timeout while its workers
+            # still boot (the master accepts connections before they can answer).
             return False
 
     def logs(self) -> str:
