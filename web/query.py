@@ -55,9 +55,9 @@ def _image_field(max_bytes: int) -> bytes:
 @bp.errorhandler(QueryFailed)
 def failed(exc: QueryFailed) -> tuple[Response, int]:
     status = next((code for cls, code in FAILURE_STATUS.items() if isinstance(exc, cls)), 502)
-    return jsonify(status="FAILED", error=exc.reason), status
+    return jsonify(error=exc.reason), status
 
 
 @bp.errorhandler(QueryTimeout)
 def timed_out(exc: QueryTimeout) -> tuple[Response, int]:
-    return jsonify(status="FAILED", error=str(exc)), 504
+    return jsonify(error=str(exc)), 504

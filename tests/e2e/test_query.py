@@ -88,7 +88,7 @@ def test_a_query_through_the_real_processes(
 
     refused = post_query(running_service, b"plain text, not a picture", "notes.txt")
     assert refused.status_code == 415
-    assert refused.json()["status"] == "FAILED"
+    assert refused.json() == {"error": "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"}
     missing = requests.post(running_service.url("/query"), files={"file": ("a.jpg", data)}, timeout=30)
     assert missing.status_code == 400
 
