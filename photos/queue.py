@@ -22,16 +22,20 @@ dropped on the way.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pika
+import pika.frame
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.channel import Channel
 from pika.exceptions import AMQPError
+from pika.spec import Basic
 
 DELIVERY_LIMIT = 5
 CONTENT_TYPE = "application/json"
@@ -163,55 +167,196 @@ class Publisher:
 
     :meth:`publish` returns only when RabbitMQ has confirmed every message (it
     is then on disk in a quorum queue) and raises :class:`BrokerUnavailable`
-    otherwise; a caller that got no exception may promise the work will be done.
+    otherwise (refused, unroutable, not confirmed within ``timeout`` seconds,
+    or no connection); a caller that got no exception may promise the work will
+    be done. Confirms are pipelined: all messages go out, then the acks are
+    awaited together, so 10,000 messages cost about one round trip, not 10,000.
     One publisher per thread: pika connections are not thread-safe.
     """
 
     amqp_uri: str
     topology: Topology
-    _connection: pika.BlockingConnection | None = field(default=None, init=False)
-    _channel: BlockingChannel | None = field(default=None, init=False)
+    timeout: float = 10.0
+    _link: _ConfirmLink | None = field(default=None, init=False)
 
     def publish(self, messages: Sequence[PhotoMessage], *, delay_ms: int | None = None) -> None:
         if not messages:
             return
+        routing_key = self.topology.delay_queue if delay_ms is not None else self.topology.queue
+        bodies = [message.encode() for message in messages]
         try:
-            self._publish(messages, delay_ms)
-        except AMQPError:
-            # The connection may simply have gone stale (broker restarted, idle
-            # heartbeat timeout): one fresh connection, then give up. A message
-            # sent twice is harmless, consumers claim photos exactly once.
+            self._ensure_link().publish(routing_key, bodies, delay_ms, self.timeout)
+        except _LinkFailed:
+            # The connection may simply have gone stale (broker restarted, TCP
+            # connection dropped while idle): one fresh connection, then give up.
+            # A message sent twice is harmless, consumers claim photos exactly once.
             self.close()
             try:
-                self._publish(messages, delay_ms)
-            except AMQPError as exc:
+                self._ensure_link().publish(routing_key, bodies, delay_ms, self.timeout)
+            except _LinkFailed as exc:
                 self.close()
-                raise BrokerUnavailable(f"RabbitMQ is unavailable: {type(exc).__name__}") from None
+                raise BrokerUnavailable(f"RabbitMQ is unavailable: {exc}") from None
 
-    def _publish(self, messages: Iterable[PhotoMessage], delay_ms: int | None) -> None:
-        channel = self._ensure_channel()
-        routing_key = self.topology.delay_queue if delay_ms is not None else self.topology.queue
-        for message in messages:
-            channel.basic_publish(
-                "", routing_key, message.encode(), properties(delay_ms=delay_ms), mandatory=True
-            )
-
-    def _ensure_channel(self) -> BlockingChannel:
-        if self._channel is None or self._channel.is_closed:
-            self.close()
-            params = pika.URLParameters(self.amqp_uri)
-            params.connection_attempts = 1
-            params.socket_timeout = 5
-            params.blocked_connection_timeout = 10
-            self._connection = pika.BlockingConnection(params)
-            channel = self._connection.channel()
-            channel.confirm_delivery()
-            self.topology.declare(channel)
-            self._channel = channel
-        return self._channel
+    def _ensure_link(self) -> _ConfirmLink:
+        if self._link is None:
+            self._link = _ConfirmLink(self.amqp_uri, self.topology, self.timeout)
+        return self._link
 
     def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+
+class _LinkFailed(Exception):
+    """The link cannot be used (any more); the message says why."""
+
+
+class _ConfirmLink:
+    """A pika SelectConnection with one channel in confirm mode, driven by the
+    thread that calls it: its I/O loop runs only inside :meth:`publish` and
+    :meth:`close`. Between calls nothing reads the socket, so heartbeats are
+    off (the broker would close an idle connection) and TCP keepalive finds a
+    dead peer instead; a link the broker closed meanwhile fails on its next use.
+
+    Delivery tags count the channel's publishes from 1; RabbitMQ acks them in
+    order, often many at once (``multiple``), so the unconfirmed tags are kept
+    in ascending order and confirmed from the left.
+    """
+
+    def __init__(self, amqp_uri: str, topology: Topology, timeout: float) -> None:
+        params = pika.URLParameters(amqp_uri)
+        params.connection_attempts = 1
+        params.socket_timeout = timeout
+        params.stack_timeout = timeout
+        params.heartbeat = 0
+        params.tcp_options = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+        self._topology = topology
+        self._failure: str | None = None
+        self._channel: Channel | None = None
+        self._ready = False
+        self._published = 0
+        self._unconfirmed: deque[int] = deque()
+        self._acked_out_of_order: set[int] = set()
+        self._refused = 0
+        self._returned = 0
+        self._connection = pika.SelectConnection(
+            params,
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_error,
+            on_close_callback=self._on_connection_closed,
+        )
+        try:
+            self._run_until(lambda: self._ready, timeout, "opening a connection")
+        except _LinkFailed:
+            self.close()
+            raise
+
+    def publish(
+        self, routing_key: str, bodies: Sequence[bytes], delay_ms: int | None, timeout: float
+    ) -> None:
+        """Every body published and confirmed, or _LinkFailed."""
+        channel = self._channel
+        if channel is None or self._failure is not None:
+            raise _LinkFailed(self._failure or "the channel is closed")
+        self._refused = self._returned = 0
+        try:
+            for body in bodies:
+                channel.basic_publish("", routing_key, body, properties(delay_ms=delay_ms), mandatory=True)
+                self._published += 1
+                self._unconfirmed.append(self._published)
+        except AMQPError as exc:
+            raise _LinkFailed(f"publishing failed: {type(exc).__name__}") from None
+        self._run_until(lambda: not self._unconfirmed, timeout, f"confirming {len(bodies)} messages")
+        if self._returned:
+            raise _LinkFailed(f"{self._returned} messages could not be routed to {routing_key}")
+        if self._refused:
+            raise _LinkFailed(f"RabbitMQ refused {self._refused} messages (is {routing_key} full?)")
+
+    def close(self) -> None:
+        connection = self._connection
+        try:
+            if connection.is_open:
                 connection.close()
+            if not connection.is_closed:
+                self._run_until(lambda: connection.is_closed, 2.0, "closing the connection")
+        except (_LinkFailed, AMQPError):
+            pass
+        finally:
+            connection.ioloop.close()
+
+    def _run_until(self, done: Callable[[], bool], timeout: float, doing: str) -> None:
+        """Run the I/O loop until ``done()``; _LinkFailed on a failure or after ``timeout``."""
+        ioloop = self._connection.ioloop
+        deadline = time.monotonic() + timeout
+        while not done():
+            if self._failure is not None:
+                raise _LinkFailed(self._failure)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._failure = f"timed out after {timeout:g}s {doing}"
+                raise _LinkFailed(self._failure)
+            # Callbacks stop the loop when something the caller waits for happened.
+            timer = ioloop.call_later(remaining, ioloop.stop)
+            try:
+                ioloop.start()
+            finally:
+                ioloop.remove_timeout(timer)
+
+    # --- callbacks, run by the I/O loop ---------------------------------------
+
+    def _wake(self) -> None:
+        self._connection.ioloop.stop()
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_error(self, connection: pika.SelectConnection, error: BaseException | str) -> None:
+        self._failure = f"could not connect: {error if isinstance(error, str) else type(error).__name__}"
+        self._wake()
+
+    def _on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        self._failure = self._failure or f"the connection closed: {reason}"
+        self._channel = None
+        self._wake()
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_returned)
+        # Asynchronous declarations are queued by pika and carried out in order;
+        # one that fails closes the channel before the Confirm.SelectOk arrives.
+        self._topology.declare(channel)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
+        self._channel = channel
+
+    def _on_confirm_mode(self, frame: pika.frame.Method) -> None:
+        self._ready = True
+        self._wake()
+
+    def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
+        self._failure = self._failure or f"the channel closed: {reason}"
+        self._channel = None
+        if self._connection.is_open:
+            self._connection.close()
+        self._wake()
+
+    def _on_returned(
+        self, channel: Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._returned += 1
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        tag: int = method.delivery_tag
+        if isinstance(method, Basic.Nack):
+            self._refused += sum(1 for t in self._unconfirmed if t <= tag) if method.multiple else 1
+        unconfirmed = self._unconfirmed
+        if method.multiple:
+            while unconfirmed and unconfirmed[0] <= tag:
+                unconfirmed.popleft()
+        else:
+            self._acked_out_of_order.add(tag)
+        while unconfirmed and unconfirmed[0] in self._acked_out_of_order:
+            self._acked_out_of_order.discard(unconfirmed.popleft())
+        if not unconfirmed:
+            self._wake()

@@ -1,0 +1,181 @@
+"""The Publisher against a real RabbitMQ: every message confirmed and in the
+queue, or BrokerUnavailable."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from photos.config import Settings
+from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
+from tests.support.services import Broker
+from tests.support.wait import wait_for
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of RabbitMQ whose connections a test
+    can cut, as a broker restart or a dropped network does."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> int:
+        """Close every connection made so far; returns how many sockets."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        return len(sockets)
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone would not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self.cut()
+
+
+def _through(amqp_uri: str, port: int) -> str:
+    parts = urlsplit(amqp_uri)
+    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{port}"))
+
+
+@pytest.fixture
+def proxy(settings: Settings) -> Iterator[Proxy]:
+    parts = urlsplit(settings.amqp_uri)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+    yield proxy
+    proxy.close()
+
+
+def _messages(n: int) -> list[PhotoMessage]:
+    return [PhotoMessage(uuid.uuid4()) for _ in range(n)]
+
+
+def _drain(broker: Broker, queue: str, expected: int) -> list[PhotoMessage]:
+    received = []
+    with broker.channel() as channel:
+        channel.basic_qos(prefetch_count=1000)
+        for method, _, body in channel.consume(queue, auto_ack=True, inactivity_timeout=5):
+            if method is None:
+                break
+            received.append(PhotoMessage.decode(body))
+            if len(received) == expected:
+                break
+        channel.cancel()
+    return received
+
+
+def test_ten_thousand_messages_are_all_confirmed_and_in_the_queue(settings: Settings, broker: Broker) -> None:
+    publisher = Publisher(settings.amqp_uri, broker.topology)
+    messages = _messages(10_000)
+    try:
+        publisher.publish(messages)
+    finally:
+        publisher.close()
+    # Confirmed means enqueued: the count is exact the moment publish returns.
+    assert broker.depth() == 10_000
+    assert set(_drain(broker, broker.topology.queue, 10_000)) == set(messages)
+
+
+def test_a_publisher_is_reused_across_calls(settings: Settings, broker: Broker) -> None:
+    publisher = Publisher(settings.amqp_uri, broker.topology)
+    try:
+        for _ in range(3):
+            publisher.publish(_messages(5))
+    finally:
+        publisher.close()
+    assert broker.depth() == 15
+
+
+def test_delayed_messages_wait_on_the_delay_queue_then_arrive(settings: Settings, broker: Broker) -> None:
+    publisher = Publisher(settings.amqp_uri, broker.topology)
+    try:
+        publisher.publish(_messages(3), delay_ms=200)
+    finally:
+        publisher.close()
+    wait_for(lambda: broker.depth() == 3, timeout=10, what="delayed messages reaching the work queue")
+    assert broker.depth(broker.topology.delay_queue) == 0
+
+
+def test_a_closed_port_raises_broker_unavailable(settings: Settings) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    publisher = Publisher(_through(settings.amqp_uri, port), Topology(settings.queue_name), timeout=3.0)
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(_messages(1))
+
+
+def test_a_connection_cut_while_idle_is_replaced_without_an_error(
+    settings: Settings, broker: Broker, proxy: Proxy
+) -> None:
+    publisher = Publisher(_through(settings.amqp_uri, proxy.port), broker.topology, timeout=5.0)
+    try:
+        publisher.publish(_messages(10))
+        assert proxy.cut() > 0
+        publisher.publish(_messages(10))
+    finally:
+        publisher.close()
+    assert broker.depth() == 20
+
+
+def test_a_broker_that_stays_away_raises_broker_unavailable(
+    settings: Settings, broker: Broker, proxy: Proxy
+) -> None:
+    publisher = Publisher(_through(settings.amqp_uri, proxy.port), broker.topology, timeout=3.0)
+    publisher.publish(_messages(1))
+    proxy.close()
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(_messages(1))
+    publisher.close()
+
+
+def test_a_deleted_queue_is_declared_again(settings: Settings, broker: Broker) -> None:
+    publisher = Publisher(settings.amqp_uri, broker.topology)
+    try:
+        publisher.publish(_messages(1))
+        with broker.channel() as channel:
+            channel.queue_delete(broker.topology.queue)
+        # Unroutable on the old channel, so the publisher starts afresh and
+        # declares the topology again.
+        publisher.publish(_messages(2))
+    finally:
+        publisher.close()
+    assert broker.depth() == 2
