@@ -9,6 +9,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,14 @@ def answering(settings: Settings, start_consumer: StartConsumer) -> Worker:
     return start_consumer(settings)
 
 
-def make_app(settings: Settings) -> Iterator[Flask]:
+@contextmanager
+def app_with(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     app.config["TESTING"] = True
-    yield app
-    app.extensions["photos"].close()
+    try:
+        yield app
+    finally:
+        app.extensions["photos"].close()
 
 
 def post_image(
@@ -200,7 +204,7 @@ def test_a_truncated_image_is_a_415(client: FlaskClient, answering: Worker) -> N
 def test_more_bytes_than_the_limit_is_a_413_and_nothing_is_sent(
     settings: Settings, broker: Broker, session_factory: SessionFactory
 ) -> None:
-    for app in make_app(settings.with_(query_max_bytes=10_000)):
+    with app_with(settings.with_(query_max_bytes=10_000)) as app:
         status, body = post_image(app.test_client(), b"\xff" * 10_001)
         assert status == 413
         assert body["error"] == "the image is larger than the limit of 10000 bytes"
@@ -224,7 +228,7 @@ def test_more_pixels_than_the_consumer_takes_is_a_413(
 def test_without_an_answer_in_time_it_is_a_504_and_the_request_expires(
     settings: Settings, broker: Broker, session_factory: SessionFactory
 ) -> None:
-    for app in make_app(settings.with_(query_timeout=1.0)):
+    with app_with(settings.with_(query_timeout=1.0)) as app:
         status, body = post_image(app.test_client(), images.jpeg(50, 50))
         assert status == 504
         assert body == {"error": "no consumer answered within 1 seconds"}
@@ -237,7 +241,7 @@ def test_an_unreachable_broker_is_a_503(settings: Settings, session_factory: Ses
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    for app in make_app(settings.with_(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F")):
+    with app_with(settings.with_(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F")) as app:
         status, body = post_image(app.test_client(), images.jpeg(50, 50))
         assert status == 503
         assert "broker is unavailable" in body["error"]
