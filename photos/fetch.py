@@ -15,15 +15,16 @@ Failures are :class:`PermanentError` (retrying cannot help) or
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import ipaddress
 import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
-
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import SSLError
 
 from photos.errors import PermanentError, TransientError
 
@@ -128,66 +129,126 @@ def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
     default_port = 443 if scheme == "https" else 80
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == default_port else f"{bracketed}:{port}"
+    too_long = TransientError(f"download took longer than {policy.total_timeout:g}s")
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise TransientError(f"download took longer than {policy.total_timeout:g}s")
-    timeout = urllib3.Timeout(connect=min(policy.connect_timeout, remaining), read=remaining)
-    pool: urllib3.HTTPConnectionPool
-    if scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            str(address),
-            port,
-            timeout=timeout,
-            retries=False,
-            server_hostname=host,
-            assert_hostname=host,
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(str(address), port, timeout=timeout, retries=False)
+        raise too_long
     try:
-        response = pool.urlopen(
-            "GET",
-            path,
-            headers={"Host": host_header, "User-Agent": USER_AGENT, "Accept": "image/*"},
-            redirect=False,
-            preload_content=False,
-            retries=False,
-        )
-        try:
-            if response.status in (301, 302, 303, 307, 308):
-                location = response.headers.get("Location")
-                if not location:
-                    raise PermanentError(f"HTTP {response.status} without a Location")
-                return urljoin(url, location)
-            if response.status == 429 or response.status >= 500:
-                raise TransientError(f"the photo host answered HTTP {response.status}")
-            if response.status != 200:
-                raise PermanentError(f"the photo host answered HTTP {response.status}")
-            return _read_capped(response, policy, deadline)
-        finally:
-            response.release_conn()
-            response.close()
-    except SSLError as exc:
-        raise PermanentError(f"TLS error talking to {host}: {exc}") from None
-    except Urllib3HTTPError as exc:
-        raise TransientError(f"download from {host} failed: {type(exc).__name__}") from None
+        # The connection goes to the address that was checked, never to a
+        # second answer for the name.
+        sock = socket.create_connection((str(address), port), timeout=min(policy.connect_timeout, remaining))
+    except TimeoutError:
+        raise TransientError(f"could not connect to {host}: timed out") from None
+    except OSError as exc:
+        raise TransientError(f"could not connect to {host}: {exc.strerror or exc}") from None
+    # Socket timeouts bound each read, not their sum: a host sending its status
+    # line or headers a byte at a time would never time out. The cutoff shuts
+    # the socket down when the deadline passes, whatever is being read.
+    cutoff = _Cutoff(sock, deadline - time.monotonic())
+    try:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        if scheme == "https":
+            sock = _tls_context().wrap_socket(sock, server_hostname=host)
+        connection = http.client.HTTPConnection(host, port)
+        connection.sock = sock
+        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for name, value in (("Host", host_header), ("User-Agent", USER_AGENT), ("Accept", "image/*")):
+            connection.putheader(name, value)
+        connection.putheader("Connection", "close")
+        connection.endheaders()
+        response = connection.getresponse()
+        if response.status in (301, 302, 303, 307, 308):
+            location = response.getheader("Location")
+            if not location:
+                raise PermanentError(f"HTTP {response.status} without a Location")
+            return urljoin(url, location)
+        if response.status == 429 or response.status >= 500:
+            raise TransientError(f"the photo host answered HTTP {response.status}")
+        if response.status != 200:
+            raise PermanentError(f"the photo host answered HTTP {response.status}")
+        return _read_capped(response, policy, deadline, cutoff)
+    except ssl.SSLCertVerificationError as exc:
+        raise PermanentError(f"TLS error talking to {host}: {exc.verify_message or exc}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        if cutoff.fired or isinstance(exc, TimeoutError):
+            raise too_long from None
+        raise TransientError(f"download from {host} failed: {_describe(exc)}") from None
     finally:
-        pool.close()
+        cutoff.cancel()
+        sock.close()
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, policy: FetchPolicy, deadline: float) -> bytes:
-    declared = response.headers.get("Content-Length")
+def _read_capped(
+    response: http.client.HTTPResponse, policy: FetchPolicy, deadline: float, cutoff: _Cutoff
+) -> bytes:
+    too_long = TransientError(f"download took longer than {policy.total_timeout:g}s")
+    declared = response.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
         raise PermanentError(f"photo is {int(declared)} bytes, more than the limit of {policy.max_bytes}")
     body = bytearray()
     while True:
         if time.monotonic() > deadline:
-            raise TransientError(f"download took longer than {policy.total_timeout:g}s")
-        # read1 returns as soon as some bytes arrive, so a host that drips a byte
-        # at a time cannot hold us past the deadline.
+            raise too_long
+        # read1 returns as soon as some bytes arrive, so the size cap and the
+        # deadline are checked however the host paces its bytes.
         chunk = response.read1(_CHUNK)
         if not chunk:
-            return bytes(body)
+            break
         body += chunk
         if len(body) > policy.max_bytes:
             raise PermanentError(f"photo is larger than the limit of {policy.max_bytes} bytes")
+    if cutoff.fired:
+        raise too_long
+    if response.length:  # what the Content-Length still promised when the host hung up
+        raise TransientError(
+            f"the photo host's answer ended after {len(body)} of {len(body) + response.length} bytes"
+        )
+    return bytes(body)
+
+
+class _Cutoff:
+    """Shuts a socket down after ``seconds``, unless cancelled first."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._fd = sock.fileno()
+        self._family = sock.family
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            # A duplicate of the descriptor: the TLS wrapper may own the original
+            # object by now, the connection underneath is the same.
+            with (
+                contextlib.suppress(OSError),
+                socket.fromfd(self._fd, self._family, socket.SOCK_STREAM) as dup,
+            ):
+                dup.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        """Must be called before the socket is closed (its descriptor reused)."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the host closed the connection without answering"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the answer ended early"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
