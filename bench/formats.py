@@ -1,0 +1,57 @@
+"""PNG and WebP thumbnails: ours against pyvips on the same files.
+
+pyvips ``thumbnail_buffer(data, 320, height=320)`` then ``jpegsave_buffer(Q=85)``
+is the reference: libvips streams PNGs and lets libwebp shrink while it decodes.
+Both run in this process and are timed by CPU time (libvips' worker threads
+included), alternating file by file. libvips' operation cache is turned off, or
+repeated calls on the same bytes would be answered from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import pyvips
+
+from bench.corpus import Corpus
+from bench.report import Report
+from bench.timing import cpu_of, median_ms
+from photos import imaging
+
+BOX = 320
+MAX_PIXELS = 100_000_000
+
+
+def run(report: Report, corpus: Corpus, rounds: int) -> None:
+    pyvips.cache_set_max(0)
+    report.section("PNG and WebP thumbnails (4 MP → fits 320×320, JPEG quality 85), ours vs pyvips")
+
+    def vips(data: bytes) -> None:
+        pyvips.Image.thumbnail_buffer(data, BOX, height=BOX).jpegsave_buffer(Q=85)
+
+    def ours(data: bytes) -> None:
+        imaging.fit_within(data, BOX, BOX, max_pixels=MAX_PIXELS)
+
+    for name, paths in (("PNG", corpus.png_4mp), ("WebP", corpus.webp_4mp)):
+        ours_cpu, vips_cpu = _compare(paths, ours, vips, rounds)
+        report.figure(f"{name}: ours, CPU per photo", median_ms(ours_cpu), "ms")
+        report.figure(f"{name}: pyvips, CPU per photo", median_ms(vips_cpu), "ms")
+        report.goal(f"{name}: ours / pyvips time", median_ms(ours_cpu) / median_ms(vips_cpu), "≤", 1.0)
+
+
+def _compare(
+    paths: Sequence[Path], ours: Callable[[bytes], None], vips: Callable[[bytes], None], rounds: int
+) -> tuple[list[float], list[float]]:
+    files = [p.read_bytes() for p in paths]
+    for data in files:  # warm-up: libvips loads its modules, Pillow its plugins
+        ours(data)
+        vips(data)
+    ours_cpu: list[float] = []
+    vips_cpu: list[float] = []
+    for _ in range(max(1, rounds // 2)):
+        for data in files:
+            ours_cpu.append(cpu_of(partial(ours, data)))
+            vips_cpu.append(cpu_of(partial(vips, data)))
+    return ours_cpu, vips_cpu
