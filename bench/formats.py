@@ -9,6 +9,7 @@ repeated calls on the same bytes would be answered from it.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -38,7 +39,10 @@ def run(report: Report, corpus: Corpus, rounds: int) -> None:
         ours_cpu, vips_cpu = _compare(paths, ours, vips, rounds)
         report.figure(f"{name}: ours, CPU per photo", median_ms(ours_cpu), "ms")
         report.figure(f"{name}: pyvips, CPU per photo", median_ms(vips_cpu), "ms")
-        report.goal(f"{name}: ours / pyvips time", median_ms(ours_cpu) / median_ms(vips_cpu), "≤", 1.0)
+        # Each sample of ours over the pyvips sample taken next to it: a busy
+        # moment on the machine cancels out of the ratio.
+        paired = statistics.median(o / v for o, v in zip(ours_cpu, vips_cpu, strict=True))
+        report.goal(f"{name}: ours / pyvips time (median of paired ratios)", paired, "≤", 1.0)
 
 
 def _compare(
@@ -50,8 +54,14 @@ def _compare(
         vips(data)
     ours_cpu: list[float] = []
     vips_cpu: list[float] = []
-    for _ in range(max(1, rounds // 2)):
+    for round_ in range(rounds):
         for data in files:
-            ours_cpu.append(cpu_of(partial(ours, data)))
-            vips_cpu.append(cpu_of(partial(vips, data)))
+            # ABBA order: whatever the first call leaves behind (caches, freed
+            # memory) falls on both sides alike.
+            if round_ % 2:
+                vips_cpu.append(cpu_of(partial(vips, data)))
+                ours_cpu.append(cpu_of(partial(ours, data)))
+            else:
+                ours_cpu.append(cpu_of(partial(ours, data)))
+                vips_cpu.append(cpu_of(partial(vips, data)))
     return ours_cpu, vips_cpu
