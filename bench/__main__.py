@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import corpus, formats, thumbnail
+from bench import corpus, formats, memory, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats")
+BENCHMARKS = ("thumbnail", "formats", "memory")
 
 
 def main() -> int:
@@ -33,6 +33,8 @@ def main() -> int:
         thumbnail.run(report, files, args.rounds)
     if "formats" in chosen:
         formats.run(report, files, args.rounds)
+    if "memory" in chosen:
+        memory.run(report, files, args.rounds)
     report.say("")
     report.say(f"goals missed: {', '.join(report.missed)}" if report.missed else "every goal met")
     if args.results:
