@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import corpus, formats, memory, thumbnail
+from bench import api, corpus, formats, memory, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "memory")
+BENCHMARKS = ("thumbnail", "formats", "memory", "api")
 
 
 def main() -> int:
@@ -35,6 +35,8 @@ def main() -> int:
         formats.run(report, files, args.rounds)
     if "memory" in chosen:
         memory.run(report, files, args.rounds)
+    if "api" in chosen:
+        api.run(report, args.rounds)
     report.say("")
     report.say(f"goals missed: {', '.join(report.missed)}" if report.missed else "every goal met")
     if args.results:
