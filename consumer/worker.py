@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -109,6 +110,8 @@ class Worker:
         params.heartbeat = 30
         params.connection_attempts = 1
         params.socket_timeout = 5
+        # Names the connection in the management console and rabbitmqctl.
+        params.client_properties = {"connection_name": f"consumer {self.topology.queue} pid {os.getpid()}"}
         connection = pika.BlockingConnection(params)
         self._connection = connection
         channel = connection.channel()
@@ -199,11 +202,23 @@ class Worker:
             )
             return lambda: _ack(delivery)
         outcome = self._with_database(lambda: self._process(message))
+        return self._settlement(delivery, message, outcome)
+
+    def _settlement(
+        self, delivery: _Delivery, message: PhotoMessage, outcome: Outcome | None
+    ) -> Callable[[], None]:
+        """How the message is settled once its outcome is committed: acked,
+        acked after a copy went to the delay queue, or (told to stop while the
+        database was away) returned to the queue."""
+        photo = str(message.photo_uuid)
         if outcome is None:
+            log.info("message returned", extra={"photo": photo, "outcome": "stopping"})
             return lambda: _nack(delivery)
         if isinstance(outcome, RetryLater):
             delay_ms = max(1, int(outcome.delay * 1000))
+            log.info("message delayed", extra={"photo": photo, "outcome": "retry", "delay_ms": delay_ms})
             return lambda: self._republish_later(delivery, delay_ms)
+        log.info("message done", extra={"photo": photo, "outcome": outcome.outcome})
         return lambda: _ack(delivery)
 
     def _process(self, message: PhotoMessage) -> Outcome:
@@ -229,15 +244,11 @@ class Worker:
             f"every consumer that took this photo stopped before finishing "
             f"(delivered {count} times); the photo may crash the image code"
         )
-        changed = self._with_database(
-            lambda: fail_dead_lettered(self.processor.factory, message.photo_uuid, reason)
+        processor = self.processor
+        outcome = self._with_database(
+            lambda: fail_dead_lettered(processor.factory, processor.storage, message.photo_uuid, reason)
         )
-        if changed:
-            log.warning(
-                "photo failed",
-                extra={"photo": str(message.photo_uuid), "outcome": "failed", "reason": reason},
-            )
-        return lambda: _ack(delivery) if changed is not None else _nack(delivery)
+        return self._settlement(delivery, message, outcome)
 
     def _handle_query(self, delivery: _Delivery) -> Callable[[], None]:
         reply = reply_to_query(delivery.body, delivery.properties, max_pixels=self.settings.max_image_pixels)

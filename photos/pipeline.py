@@ -33,7 +33,7 @@ from photos.db import SessionFactory, unit_of_work
 from photos.errors import PermanentError, TransientError
 from photos.models import Photo, PhotoStatus, Thumbnail
 from photos.queue import PhotoMessage
-from photos.storage import Storage
+from photos.storage import Staged, Storage
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +178,25 @@ class Processor:
             if claim.attempts >= self.max_attempts:
                 return self.fail(photo, f"gave up after {claim.attempts} attempts: {exc.reason}")
             return self.retry(photo, claim.attempts, exc.reason)
-        rows = []
-        for recipe, image in made:
-            path = self.storage.rendition_path(photo, recipe.name, image.extension)
-            self.storage.write(path, image.data)
-            rows.append(
-                {
-                    "photo_uuid": photo,
-                    "rendition": recipe.name,
-                    "width": image.width,
-                    "height": image.height,
-                    "url": path,
-                }
-            )
-        return self.complete(photo, rows)
+        rows: list[dict[str, object]] = []
+        files: list[Staged] = []
+        try:
+            for recipe, image in made:
+                path = self.storage.rendition_path(photo, recipe.name, image.extension)
+                files.append(self.storage.stage(path, image.data))
+                rows.append(
+                    {
+                        "photo_uuid": photo,
+                        "rendition": recipe.name,
+                        "width": image.width,
+                        "height": image.height,
+                        "url": path,
+                    }
+                )
+            return self.complete(photo, rows, files)
+        finally:
+            for staged in files:
+                staged.discard()  # nothing left to do for those published
 
     def claim(self, photo: uuid.UUID) -> Claim | Outcome:
         with unit_of_work(self.factory) as session:
@@ -200,7 +205,10 @@ class Processor:
                 .where(
                     Photo.uuid == photo,
                     (Photo.status == PhotoStatus.pending)
-                    | ((Photo.status == PhotoStatus.processing) & (Photo.lease_expires_at < func.now())),
+                    | (
+                        (Photo.status == PhotoStatus.processing)
+                        & (Photo.lease_expires_at.is_(None) | (Photo.lease_expires_at < func.now()))
+                    ),
                 )
                 .values(
                     status=PhotoStatus.processing,
@@ -220,6 +228,9 @@ class Processor:
                             f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped",
                         )
                     )
+                    # A consumer that died between publishing its files and
+                    # committing left them; the row lock keeps writers out.
+                    self.storage.remove_renditions(photo, row.renditions)
                     log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed"})
                     return Done("failed")
                 log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
@@ -262,15 +273,32 @@ class Processor:
                 is not None
             )
 
-    def complete(self, photo: uuid.UUID, rows: list[dict[str, object]]) -> Outcome:
+    def complete(
+        self, photo: uuid.UUID, rows: list[dict[str, object]], files: Sequence[Staged] = ()
+    ) -> Outcome:
+        """Publish ``files`` and record ``rows``, only while this processor holds
+        the photo: files reach their names under the photo's row lock, so one
+        whose lease was taken over never replaces its successor's files."""
         with unit_of_work(self.factory) as session:
-            done = session.execute(
-                update(Photo)
+            held = session.execute(
+                select(Photo.uuid)
                 .where(
                     Photo.uuid == photo,
                     Photo.lease_owner == self.owner,
                     Photo.status == PhotoStatus.processing,
                 )
+                .with_for_update()
+            ).first()
+            if held is None:
+                # Our lease ran out and another consumer took the photo over:
+                # its outcome stands, our files are discarded unpublished.
+                log.warning("lease lost before completing", extra={"photo": str(photo)})
+                return Done("lease lost")
+            for staged in files:
+                staged.publish()
+            session.execute(
+                update(Photo)
+                .where(Photo.uuid == photo)
                 .values(
                     status=PhotoStatus.completed,
                     lease_owner=None,
@@ -279,14 +307,7 @@ class Processor:
                     updated_at=func.now(),
                     failure_reason=None,
                 )
-                .returning(Photo.uuid)
-            ).first()
-            if done is None:
-                # Our lease ran out and another consumer took the photo over; it
-                # writes the same file names and its own rows.
-                session.rollback()
-                log.warning("lease lost before completing", extra={"photo": str(photo)})
-                return Done("lease lost")
+            )
             if rows:
                 statement = pg_insert(Thumbnail).values(rows)
                 session.execute(
@@ -305,7 +326,14 @@ class Processor:
 
     def fail(self, photo: uuid.UUID, reason: str) -> Outcome:
         with unit_of_work(self.factory) as session:
-            session.execute(_fail_statement(photo, reason).where(Photo.lease_owner == self.owner))
+            failed = session.execute(
+                _fail_statement(photo, reason)
+                .where(Photo.lease_owner == self.owner)
+                .returning(Photo.renditions)
+            ).first()
+            if failed is not None:
+                # Files an attempt published before dying without committing.
+                self.storage.remove_renditions(photo, failed.renditions)
         log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
         return Done("failed")
 
@@ -334,16 +362,28 @@ class Processor:
         return RetryLater(delay, reason)
 
 
-def fail_dead_lettered(factory: SessionFactory, photo: uuid.UUID, reason: str) -> bool:
-    """A message that exhausted its deliveries: its photo fails unless it got
-    done in the meantime. True if the photo was changed."""
+def fail_dead_lettered(factory: SessionFactory, storage: Storage, photo: uuid.UUID, reason: str) -> Outcome:
+    """A message that exhausted its deliveries: its photo fails, unless it got
+    done in the meantime (Done, nothing changed) or a live consumer holds it
+    (RetryLater: the message goes back to the work queue, where the holder's
+    outcome, or the attempts bound if it dies, settles the photo)."""
     with unit_of_work(factory) as session:
-        changed = session.execute(
-            _fail_statement(photo, reason)
-            .where(Photo.status.in_([PhotoStatus.pending, PhotoStatus.processing]))
-            .returning(Photo.uuid)
+        row = session.execute(
+            select(Photo.status, Photo.lease_expires_at, Photo.renditions, func.now())
+            .where(Photo.uuid == photo)
+            .with_for_update()
         ).first()
-    return changed is not None
+        if row is None:
+            return Done("unknown photo")
+        if row.status in (PhotoStatus.completed, PhotoStatus.failed):
+            return Done(f"already {row.status.value}")
+        expires, now = row.lease_expires_at, row[3]
+        if row.status == PhotoStatus.processing and expires is not None and expires > now:
+            return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
+        session.execute(_fail_statement(photo, reason))
+        storage.remove_renditions(photo, row.renditions)
+    log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
+    return Done("failed")
 
 
 def _fail_statement(photo: uuid.UUID, reason: str) -> Update:

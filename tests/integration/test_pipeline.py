@@ -1,0 +1,470 @@
+"""The pipeline's promises, in process: real Postgres, RabbitMQ, photo hosts and
+files; the consumer's Worker runs on a thread of the test (the fault tests in
+test_faults.py run ``python -m consumer`` processes instead).
+
+Every test ends with the invariant of tests/support/invariants.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, update
+
+from consumer.worker import Worker, build_worker
+from photos import fetch, pipeline
+from photos.config import Settings
+from photos.db import SessionFactory, unit_of_work
+from photos.models import Photo, PhotoStatus
+from photos.pipeline import Done, Processor, RetryLater
+from photos.queue import PhotoMessage, Publisher, Topology
+from photos.storage import Storage
+from tests.support import images
+from tests.support.invariants import assert_settled, check_rows_and_files
+from tests.support.photo_host import Behaviour, PhotoHost, flaky, serve_bytes, status
+from tests.support.services import Broker
+from tests.support.wait import wait_for
+
+JPEG = images.jpeg(640, 480)
+
+
+@dataclass
+class ThreadedConsumer:
+    """The consumer's Worker, as ``python -m consumer`` builds it, on a thread."""
+
+    worker: Worker
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+        self.thread.start()
+
+    def terminate(self) -> None:
+        if self.thread.is_alive():
+            self.worker.stop()
+            self.thread.join(30)
+            assert not self.thread.is_alive(), "the consumer did not stop"
+            bind = self.worker.processor.factory.kw["bind"]
+            bind.dispose()
+
+
+StartConsumer = Callable[..., ThreadedConsumer]
+
+
+@pytest.fixture
+def start_consumer(settings: Settings, broker: Broker) -> Iterator[StartConsumer]:
+    started: list[ThreadedConsumer] = []
+
+    def start(**changes: object) -> ThreadedConsumer:
+        consumer = ThreadedConsumer(build_worker(settings.with_(**changes)))
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        consumer.terminate()
+
+
+def add(factory: SessionFactory, urls: list[str]) -> list[uuid.UUID]:
+    return pipeline.add_photos(factory, urls)
+
+
+def queue(settings: Settings, factory: SessionFactory, photos: list[uuid.UUID]) -> None:
+    publisher = Publisher(settings.amqp_uri, Topology(settings.queue_name))
+    try:
+        result = pipeline.queue_photos(factory, publisher, photos)
+    finally:
+        publisher.close()
+    assert result.queued == photos
+
+
+def processor(settings: Settings, factory: SessionFactory, **changes: object) -> Processor:
+    settings = settings.with_(**changes)
+    policy = fetch.FetchPolicy(
+        allowed_hosts=settings.allowed_fetch_hosts, total_timeout=settings.fetch_total_timeout
+    )
+    return Processor(
+        factory=factory,
+        storage=Storage(settings.thumbs_dir),
+        fetcher=lambda url: fetch.fetch(url, policy),
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        max_pixels=settings.max_image_pixels,
+        retry_base_delay=settings.retry_base_delay,
+    )
+
+
+def photo(factory: SessionFactory, photo_uuid: uuid.UUID) -> Photo:
+    with unit_of_work(factory) as session:
+        found = session.get(Photo, photo_uuid)
+        assert found is not None
+        return found
+
+
+class Gate:
+    """A photo host behaviour that holds each request until opened, then serves
+    what the test says (per request, in order)."""
+
+    def __init__(self, *answers: Behaviour) -> None:
+        self.answers = list(answers)
+        self.arrived = threading.Semaphore(0)
+        self.opened = threading.Event()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        answer = self.answers.pop(0)
+        self.arrived.release()
+        self.opened.wait(30)
+        answer(handler)
+
+    def wait_arrived(self) -> None:
+        assert self.arrived.acquire(timeout=10), "the request never came"
+
+
+# --- the normal path, retries, failures -------------------------------------------
+
+
+def test_queued_photos_are_completed_with_one_thumbnail_each(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    start_consumer: StartConsumer,
+) -> None:
+    urls = [photo_host.add(f"{i}.jpg", serve_bytes(images.jpeg(400 + i * 40, 300))) for i in range(5)]
+    photos = add(session_factory, urls)
+    consumer = start_consumer()
+    queue(settings, session_factory, photos)
+    outcomes = assert_settled(session_factory, broker, settings.thumbs_dir, photos, consumers=[consumer])
+    assert {o.status for o in outcomes.values()} == {PhotoStatus.completed}
+    assert {o.attempts for o in outcomes.values()} == {1}
+
+
+def test_a_host_answering_503_twice_is_retried_and_the_photo_completed(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    start_consumer: StartConsumer,
+) -> None:
+    [p] = add(session_factory, [photo_host.add("flaky.jpg", flaky(2, serve_bytes(JPEG)))])
+    consumer = start_consumer()
+    queue(settings, session_factory, [p])
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[consumer])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 3)
+    assert outcome.reason is None
+    assert photo_host.requests == ["/flaky.jpg"] * 3
+
+
+def test_a_404_fails_at_once_with_the_reason(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    start_consumer: StartConsumer,
+) -> None:
+    [p] = add(session_factory, [photo_host.add("gone.jpg", status(404))])
+    consumer = start_consumer()
+    queue(settings, session_factory, [p])
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[consumer])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.failed, 1)
+    assert outcome.reason == "the photo host answered HTTP 404"
+    assert photo_host.requests == ["/gone.jpg"]
+
+
+def test_retries_are_bounded_and_the_reason_names_the_attempts(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    start_consumer: StartConsumer,
+) -> None:
+    [p] = add(session_factory, [photo_host.add("down.jpg", status(503))])
+    consumer = start_consumer(max_attempts=3)
+    queue(settings, session_factory, [p])
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[consumer])[p]
+    assert outcome.status == PhotoStatus.failed
+    assert outcome.reason == "gave up after 3 attempts: the photo host answered HTTP 503"
+    assert photo_host.requests == ["/down.jpg"] * 3
+
+
+# --- hostile photos through the whole pipeline --------------------------------------
+
+
+def cmyk() -> bytes:
+    return images.encode(images.photo(640, 480).convert("CMYK"), "JPEG")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"", "image/jpeg", "the download was empty (0 bytes)"),
+        (b"<html><body>Sorry, this photo is private</body></html>", "image/jpeg", "not an image"),
+        (JPEG[: len(JPEG) // 2], "image/jpeg", "corrupt or truncated"),
+        (images.encode(images.photo(64, 64), "EPS"), "image/jpeg", "not an image"),
+        (images.encode(images.photo(64, 64), "PDF"), "image/jpeg", "not an image"),
+    ],
+    ids=["empty", "html", "truncated", "eps", "pdf"],
+)
+def test_a_download_that_is_not_a_usable_image_fails_with_a_reason(
+    settings: Settings,
+    session_factory: SessionFactory,
+    photo_host: PhotoHost,
+    body: bytes,
+    content_type: str,
+    reason: str,
+) -> None:
+    [p] = add(session_factory, [photo_host.add("bad.jpg", serve_bytes(body, content_type))])
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("failed")
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert outcome.status == PhotoStatus.failed
+    assert outcome.reason is not None and reason in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "size"),
+    [
+        (images.jpeg(480, 640, orientation=6), (240, 320)),
+        (cmyk(), (320, 240)),
+        (images.png(640, 320, mode="P"), (320, 160)),
+        (
+            images.encode(
+                images.photo(300, 200), "GIF", save_all=True, append_images=[images.photo(300, 200, seed=2)]
+            ),
+            (300, 200),
+        ),
+    ],
+    ids=["exif-rotated", "cmyk", "palette", "animated-gif"],
+)
+def test_unusual_photos_are_completed_at_their_displayed_size(
+    settings: Settings,
+    session_factory: SessionFactory,
+    photo_host: PhotoHost,
+    body: bytes,
+    size: tuple[int, int],
+) -> None:
+    [p] = add(session_factory, [photo_host.add("odd", serve_bytes(body))])
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("completed")
+    check_rows_and_files(session_factory, settings.thumbs_dir, [p])
+    [thumb] = list((settings.thumbs_dir).rglob("*.jpg"))
+    assert images.decode(thumb.read_bytes()).size == size
+
+
+def test_a_photo_over_the_pixel_limit_fails_before_decoding(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    [p] = add(session_factory, [photo_host.add("big.jpg", serve_bytes(images.jpeg(2000, 1500)))])
+    assert processor(settings, session_factory, max_image_pixels=1_000_000).handle(PhotoMessage(p)) == Done(
+        "failed"
+    )
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert outcome.reason == "image is 2000x1500, more than the limit of 1000000 pixels"
+
+
+# --- two consumers on one photo -----------------------------------------------------
+
+
+def test_a_second_delivery_while_the_first_is_processing_waits_and_then_does_nothing(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    gate = Gate(serve_bytes(JPEG))
+    [p] = add(session_factory, [photo_host.add("slow.jpg", gate)])
+    first, second = processor(settings, session_factory), processor(settings, session_factory)
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(first.handle(PhotoMessage(p))))
+    thread.start()
+    gate.wait_arrived()
+    retry = second.handle(PhotoMessage(p))
+    assert isinstance(retry, RetryLater)
+    assert 0.5 <= retry.delay <= settings.lease_seconds + 0.5
+    gate.opened.set()
+    thread.join(10)
+    assert results == [Done("completed")]
+    assert second.handle(PhotoMessage(p)) == Done("already completed")
+    check_rows_and_files(session_factory, settings.thumbs_dir, [p])
+    assert photo_host.requests == ["/slow.jpg"]
+
+
+def expire_lease(factory: SessionFactory, photo_uuid: uuid.UUID) -> None:
+    """What time does to a consumer that stopped renewing its lease (it hangs,
+    or it was SIGSTOPped): the lease is in the past."""
+    with unit_of_work(factory) as session:
+        session.execute(
+            update(Photo)
+            .where(Photo.uuid == photo_uuid)
+            .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+        )
+
+
+def test_a_consumer_whose_lease_was_taken_over_writes_nothing_when_it_wakes(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    """The first consumer stalls past its lease; a second takes the photo over
+    and completes it from a newer version of the photo. The first then finishes
+    its download: it must not replace the second one's file."""
+    gate = Gate(serve_bytes(images.jpeg(640, 480)))
+    [p] = add(session_factory, [photo_host.add("v.jpg", gate)])
+    stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(stalled.handle(PhotoMessage(p))))
+    thread.start()
+    gate.wait_arrived()
+    expire_lease(session_factory, p)
+    photo_host.add("v.jpg", serve_bytes(images.jpeg(300, 600)))
+    assert successor.handle(PhotoMessage(p)) == Done("completed")
+    gate.opened.set()
+    thread.join(10)
+    assert results == [Done("lease lost")]
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
+    [thumb] = list(settings.thumbs_dir.rglob("*.jpg"))
+    assert images.decode(thumb.read_bytes()).size == (160, 320)
+
+
+def test_a_consumer_whose_lease_was_taken_over_leaves_no_file_for_a_failed_photo(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    gate = Gate(serve_bytes(JPEG))
+    [p] = add(session_factory, [photo_host.add("v.jpg", gate)])
+    stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(stalled.handle(PhotoMessage(p))))
+    thread.start()
+    gate.wait_arrived()
+    expire_lease(session_factory, p)
+    photo_host.add("v.jpg", status(404))
+    assert successor.handle(PhotoMessage(p)) == Done("failed")
+    gate.opened.set()
+    thread.join(10)
+    assert results == [Done("lease lost")]
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert (outcome.status, outcome.reason) == (PhotoStatus.failed, "the photo host answered HTTP 404")
+
+
+def test_files_of_an_attempt_that_died_before_committing_go_when_the_photo_fails(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    """A consumer killed after writing its file and before committing leaves a
+    file no row names; if the photo then fails, that file must go too."""
+    [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
+    storage = Storage(settings.thumbs_dir)
+    storage.write(storage.rendition_path(p, "fit-320", "jpg"), JPEG)
+    with unit_of_work(session_factory) as session:
+        session.execute(
+            update(Photo)
+            .where(Photo.uuid == p)
+            .values(
+                status=PhotoStatus.processing,
+                attempts=settings.max_attempts,
+                lease_owner=uuid.uuid4(),
+                lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1),
+            )
+        )
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("failed")
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert (
+        outcome.reason
+        == f"gave up after {settings.max_attempts} attempts: the consumer processing it stopped"
+    )
+
+
+def test_a_photo_left_processing_without_a_lease_is_taken_over(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
+    with unit_of_work(session_factory) as session:
+        session.execute(update(Photo).where(Photo.uuid == p).values(status=PhotoStatus.processing))
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("completed")
+    check_rows_and_files(session_factory, settings.thumbs_dir, [p])
+
+
+# --- POST /photos/process with many UUIDs -------------------------------------------
+
+
+def test_ten_thousand_uuids_with_duplicates_and_unknowns_in_one_request(
+    client: FlaskClient, session_factory: SessionFactory, broker: Broker
+) -> None:
+    known = add(session_factory, [f"http://127.0.0.1/{i}.jpg" for i in range(9_000)])
+    unknown = [uuid.uuid4() for _ in range(500)]
+    body = [str(u) for u in known + unknown + known[:500]]
+    assert len(body) == 10_000
+    started = time.monotonic()
+    response = client.post("/photos/process", json=body)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert answer["queued"] == [str(u) for u in known]
+    assert answer["not_found"] == [str(u) for u in unknown]
+    assert answer["not_eligible"] == []
+    assert wait_for(lambda: broker.depth() == 9_000, timeout=10)
+    assert elapsed < 20, f"10,000 UUIDs took {elapsed:.1f}s"
+
+
+# --- the thumbnail files route -------------------------------------------------------
+
+
+@pytest.fixture
+def a_thumbnail(settings: Settings) -> str:
+    storage = Storage(settings.thumbs_dir)
+    path = storage.rendition_path(uuid.uuid4(), "fit-320", "jpg")
+    storage.write(path, images.jpeg(32, 24))
+    (settings.thumbs_dir.parent / "secret.txt").write_text("secret")
+    return path
+
+
+def test_a_thumbnail_is_served_as_an_image_with_nosniff(client: FlaskClient, a_thumbnail: str) -> None:
+    response = client.get(f"/thumbs/{a_thumbnail}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert images.decode(response.data).size == (32, 24)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/thumbs/../secret.txt",
+        "/thumbs/..%2fsecret.txt",
+        "/thumbs/%2e%2e/secret.txt",
+        "/thumbs/%2e%2e%2fsecret.txt",
+        "/thumbs/%252e%252e%252fsecret.txt",
+        "/thumbs/..\\secret.txt",
+        "/thumbs//etc/passwd",
+        "/thumbs/%2fetc%2fpasswd",
+        "/thumbs/ab/../../secret.txt",
+        "/thumbs/.",
+        "/thumbs/..",
+        "/thumbs/%00",
+        "/thumbs/ab/%00../../secret.txt",
+    ],
+)
+def test_paths_leaving_the_thumbs_directory_are_not_served(
+    client: FlaskClient, a_thumbnail: str, path: str
+) -> None:
+    # Werkzeug redirects "//" to "/": followed, it stays under /thumbs/.
+    response = client.get(path, follow_redirects=True)
+    assert all(urlsplit(r.headers["Location"]).path.startswith("/thumbs/") for r in response.history)
+    assert response.status_code in (400, 404)
+    assert b"secret" not in response.data
+    assert b"root:" not in response.data
+    assert response.get_json()["error"]
+
+
+def test_hidden_files_and_symlinks_out_of_the_directory_are_not_served(
+    client: FlaskClient, settings: Settings, a_thumbnail: str
+) -> None:
+    directory = (settings.thumbs_dir / a_thumbnail).parent
+    (directory / ".partial-host-1-abc").write_bytes(b"half")
+    (directory / "link.jpg").symlink_to(settings.thumbs_dir.parent / "secret.txt")
+    for name in (".partial-host-1-abc", "link.jpg"):
+        response = client.get(f"/thumbs/{Path(a_thumbnail).parent.as_posix()}/{name}")
+        assert response.status_code == 404
+        assert b"secret" not in response.data and b"half" not in response.data
