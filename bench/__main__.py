@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import api, corpus, formats, memory, thumbnail
+from bench import api, corpus, end_to_end, formats, memory, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "memory", "api")
+BENCHMARKS = ("thumbnail", "formats", "memory", "api", "end-to-end")
 
 
 def main() -> int:
@@ -35,6 +35,8 @@ def main() -> int:
         formats.run(report, files, args.rounds)
     if "memory" in chosen:
         memory.run(report, files, args.rounds)
+    if "end-to-end" in chosen:
+        end_to_end.run(report, files, args.rounds)
     if "api" in chosen:
         api.run(report, args.rounds)
     report.say("")
