@@ -59,3 +59,10 @@ def _register_errors(app: Flask) -> None:
             return jsonify(error="the database is unavailable, try again"), 503
         log.exception("database error")
         return jsonify(error="internal error"), 500
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception) -> tuple[Response, int]:
+        # A bug or a broken disk: logged with its traceback, answered as JSON
+        # like every other error, never as Flask's HTML page.
+        log.exception("unexpected error", extra={"error": repr(exc)})
+        return jsonify(error="internal error"), 500
