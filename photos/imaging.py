@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass
 from types import ModuleType
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from photos.errors import PermanentError
 
@@ -125,6 +125,10 @@ def mirror(data: bytes, *, max_pixels: int) -> Encoded:
 def _pyvips() -> ModuleType:
     """libvips, loaded on the first WebP only: it adds some 35 MB of shared
     libraries to a process, which consumers that never see a WebP do without."""
+    # pyvips loads libvips with RTLD_GLOBAL: a Pillow WebP module loaded after
+    # it would bind to the system's libwebp rather than the one Pillow was
+    # built with (probe, square and mirror still read WebP with Pillow).
+    features.check_module("webp")
     import pyvips  # noqa: PLC0415
 
     # Only libvips' fuzzed loaders may run on untrusted bytes (not ImageMagick
