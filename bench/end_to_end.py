@@ -201,7 +201,7 @@ def run(report: Report, corpus: Corpus, rounds: int, photos: int = 60) -> None:
         service = Service(settings, engine, app.test_client(), broker, urls, Path(scratch))
         results: dict[str, list[Run]] = {"bare1": [], "e2e1": [], "bare2": [], "e2e2": [], "e2e1p2": []}
         try:
-            for _ in range(max(2, rounds // 7)):
+            for _ in range(max(3, rounds // 5)):
                 results["bare1"].append(bare(paths, 1))
                 results["e2e1"].append(service.run(1))
                 results["bare2"].append(bare(paths, 2))

@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass, field
 
 import PIL
-import pyvips
 from PIL import features
+
+from photos import imaging
 
 
 @dataclass
@@ -82,4 +83,6 @@ def _djpeg_version() -> str:
 
 
 def _vips_version() -> str:
+    # Through imaging, which loads Pillow's WebP module before libvips (see there).
+    pyvips = imaging._pyvips()
     return f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)} (pyvips {pyvips.__version__})"
