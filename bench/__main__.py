@@ -4,6 +4,7 @@ one line per figure and one per goal (``PASS``/``MISS``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def main() -> int:
     if "api" in chosen:
         api.run(report, args.rounds)
     report.say("")
+    report.say(
+        f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine disturbs the figures)"
+    )
     report.say(f"goals missed: {', '.join(report.missed)}" if report.missed else "every goal met")
     if args.results:
         args.results.write_text("\n".join(report.lines) + "\n")

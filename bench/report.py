@@ -62,7 +62,8 @@ def machine() -> list[str]:
         pass
     cores = len(os.sched_getaffinity(0))
     lines = [
-        f"machine: {cpu}, {cores} cores available, {platform.system()} {platform.release()}",
+        f"machine: {cpu}, {cores} cores available, {platform.system()} {platform.release()}, "
+        f"load average {os.getloadavg()[0]:.2f} at start",
         f"python: {sys.version.split()[0]}; Pillow {PIL.__version__} "
         f"(libjpeg-turbo {features.version('libjpeg_turbo')}, libwebp {features.version('webp')}, "
         f"zlib {features.version('zlib')})",
