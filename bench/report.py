@@ -40,6 +40,8 @@ class Report:
         met = value <= target if op == "≤" else value >= target
         suffix = f" {unit}" if unit else ""
         digits = 2 if abs(target) < 10 else 1
+        if not met and round(value, digits) == round(target, digits):
+            digits += 1  # a MISS must not print as the target itself
         label = f"{kind} " if kind else ""
         self.say(
             f"{name}: {label}{value:.{digits}f}{suffix} (goal {op} {target:.{digits}f}{suffix}): "
