@@ -35,7 +35,7 @@ from photos import db, fetch
 from photos.config import Settings
 from photos.db import is_unavailable
 from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
-from photos.queue import PhotoMessage, Topology, properties
+from photos.queue import DELIVERY_LIMIT, PhotoMessage, Topology, properties
 from photos.storage import Storage
 
 log = logging.getLogger("consumer")
@@ -238,11 +238,9 @@ class Worker:
         except ValueError:
             log.error("dropping an undecodable dead letter", extra={"body": delivery.body[:200]})
             return lambda: _ack(delivery)
-        headers = delivery.properties.headers or {}
-        count = headers.get("x-delivery-count", "several")
         reason = (
             f"every consumer that took this photo stopped before finishing "
-            f"(delivered {count} times); the photo may crash the image code"
+            f"(delivered {_deliveries(delivery.properties)} times); the photo may crash the image code"
         )
         processor = self.processor
         outcome = self._with_database(
@@ -306,6 +304,16 @@ class _LeaseRenewer:
                 self._processor.renew_lease(self._photo)
             except Exception as exc:  # the next renewal or the outcome will tell
                 log.warning("lease renewal failed", extra={"photo": str(self._photo), "error": repr(exc)})
+
+
+def _deliveries(props: BasicProperties) -> str:
+    """How often a dead letter was delivered before it died. Its own
+    x-delivery-count restarts in the dead-letter queue; what killed it is in
+    x-death: past the delivery limit, the limit's deliveries plus the last."""
+    deaths = (props.headers or {}).get("x-death") or []
+    if any(isinstance(d, dict) and d.get("reason") == "delivery_limit" for d in deaths):
+        return str(DELIVERY_LIMIT + 1)
+    return "several"
 
 
 def _ack(delivery: _Delivery) -> None:
