@@ -141,6 +141,8 @@ class Worker:
             connection.process_data_events(time_limit=0.1)
         if self._busy():
             log.warning("stopping with a message in hand; it returns to the queue")
+        else:
+            connection.process_data_events(time_limit=0)  # the last settlements handed over
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -180,7 +182,13 @@ class Worker:
             except AMQPError:
                 # The connection is gone; the broker has already put the message
                 # back, and its next delivery finds the photo's state committed.
-                self._settle(lambda: None)
+                pass
+            finally:
+                # Counted down here, not in the settle callback: a connection
+                # lost after queueing the callback never runs it, and a count
+                # waiting for it kept a stopping consumer for the whole grace.
+                with self._inflight_lock:
+                    self._inflight -= 1
 
         pool.submit(work)
 
@@ -189,9 +197,6 @@ class Worker:
             settle()
         except AMQPError as exc:
             log.warning("could not settle a message", extra={"error": repr(exc)})
-        finally:
-            with self._inflight_lock:
-                self._inflight -= 1
 
     def _handle_photo(self, delivery: _Delivery) -> Callable[[], None]:
         try:
