@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPConnectionError, AMQPError
 from pika.spec import Basic, BasicProperties
 
 from consumer.query import reply_to_query
@@ -131,18 +131,18 @@ class Worker:
         )
         log.info("consuming", extra={"queue": self.topology.queue, "prefetch": self.settings.prefetch})
         while not self._stop.is_set():
-            connection.process_data_events(time_limit=0.25)
+            _pump(connection, 0.25)
         # Stop taking messages, finish what is in hand, then close.
         channel.basic_cancel(work_tag)
         channel.basic_cancel(dead_tag)
         channel.basic_cancel(query_tag)
         deadline = time.monotonic() + self.grace
         while self._busy() and time.monotonic() < deadline:
-            connection.process_data_events(time_limit=0.1)
+            _pump(connection, 0.1)
         if self._busy():
             log.warning("stopping with a message in hand; it returns to the queue")
         else:
-            connection.process_data_events(time_limit=0)  # the last settlements handed over
+            _pump(connection, 0)  # the last settlements handed over
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -309,6 +309,17 @@ class _LeaseRenewer:
                 self._processor.renew_lease(self._photo)
             except Exception as exc:  # the next renewal or the outcome will tell
                 log.warning("lease renewal failed", extra={"photo": str(self._photo), "error": repr(exc)})
+
+
+def _pump(connection: pika.BlockingConnection, seconds: float) -> None:
+    """Broker I/O for up to ``seconds``; AMQPError once the connection is gone.
+    pika reports a close it learns of inside a callback (an ack on a connection
+    the broker just closed) to that callback, and the next process_data_events
+    then fails with ValueError: checked here so that it is a reconnect, not a
+    crash of the consumer."""
+    if not connection.is_open:
+        raise AMQPConnectionError("the connection to RabbitMQ was closed")
+    connection.process_data_events(time_limit=seconds)
 
 
 def _deliveries(props: BasicProperties) -> str:
