@@ -14,28 +14,15 @@ import sys
 import time
 from types import FrameType
 
+from web.wsgi import gunicorn_command
+
 
 def main() -> int:
     port = os.environ.get("PORT", "3000")
-    workers = os.environ.get("WEB_WORKERS", "2")
+    workers = int(os.environ.get("WEB_WORKERS", "2"))
     consumers = int(os.environ.get("CONSUMERS", "1"))
     commands = [
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"0.0.0.0:{port}",
-            "--workers",
-            workers,
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "10",
-            "--access-logfile",
-            "-",
-            "web:create_app()",
-        ],
+        gunicorn_command(f"0.0.0.0:{port}", workers=workers),
         *([sys.executable, "-m", "consumer"] for _ in range(consumers)),
     ]
     children = [subprocess.Popen(c) for c in commands]

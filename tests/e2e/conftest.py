@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from photos import db
 from photos.config import Settings
 from tests.support.services import Broker, Process, consumer, service_env
 from tests.support.wait import wait_for
+from web.wsgi import gunicorn_command
 
 STARTUP_TIMEOUT = 60.0
 
@@ -120,22 +120,7 @@ def running_service(
     log_dir = tmp_path / "service-logs"
     log_dir.mkdir()
     web = Process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "10",
-            "--access-logfile",
-            "-",
-            "web:create_app()",
-        ],
+        gunicorn_command(f"127.0.0.1:{port}"),
         service_env(settings, PORT=str(port)),
         log_dir / "web.log",
     )

@@ -155,7 +155,7 @@ def test_sweeping_removes_partials_of_dead_writers_only(tmp_path: Path) -> None:
     directory = tmp_path / "6f" / str(PHOTO)
     directory.mkdir(parents=True)
     dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     dead_pid = int(dead.stdout)
     host = os.uname().nodename

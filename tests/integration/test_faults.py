@@ -1,0 +1,582 @@
+"""Fault injection against the real processes: ``python -m consumer`` on the
+test's own database, queues and thumbs directory, real RabbitMQ and Postgres,
+photo hosts on this machine. Consumers are SIGKILLed at chosen moments, their
+broker connections closed with rabbitmqctl, their database backends
+terminated; every case ends with the invariant of tests/support/invariants.py.
+
+Nothing here restarts RabbitMQ or Postgres: other test sessions may share them.
+Connection faults are confined to this test's own consumers (found by the
+connection name the consumer gives RabbitMQ, and by this test's database).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from photos import pipeline
+from photos.config import Settings
+from photos.db import SessionFactory, is_unavailable, sqlalchemy_url, unit_of_work
+from photos.models import Photo, PhotoStatus
+from photos.queue import PhotoMessage, Publisher, Topology
+from tests.support import images
+from tests.support.invariants import assert_settled
+from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
+from tests.support.proxy import TcpProxy
+from tests.support.services import Broker, Process, consumer
+from tests.support.wait import wait_for
+from web import create_app
+
+pytestmark = pytest.mark.slow
+
+JPEG = images.jpeg(640, 480)
+
+
+# --- consumers as processes, and what they log ------------------------------------
+
+
+@dataclass
+class Consumers:
+    """``python -m consumer`` processes of this test, each logging to its own file."""
+
+    settings: Settings
+    log_dir: Path
+    started: list[Process] = field(default_factory=list)
+
+    def start(self, settings: Settings | None = None, **env: str) -> Process:
+        process = consumer(
+            settings or self.settings, self.log_dir / f"consumer-{len(self.started)}.log", **env
+        )
+        self.started.append(process.start())
+        wait_for(
+            lambda: events(process, "consuming") or not process.alive(),
+            timeout=30,
+            what=f"consumer {process.pid} to start",
+        )
+        assert process.alive(), process.log()
+        return process
+
+    def alive(self) -> list[Process]:
+        return [p for p in self.started if p.alive()]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path.name}\n{p.log()}" for p in self.started)
+
+    def stop(self) -> None:
+        for process in self.alive():
+            try:
+                process.terminate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def events(process: Process, message: str, photo: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """The consumer's log lines with this message (and photo)."""
+    found = []
+    for line in process.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == message and (photo is None or entry.get("photo") == str(photo)):
+            found.append(entry)
+    return found
+
+
+@pytest.fixture
+def consumers(settings: Settings, broker: Broker, tmp_path: Path) -> Iterator[Consumers]:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    running = Consumers(settings, log_dir)
+    yield running
+    running.stop()
+    print(running.logs())  # shown by pytest when the test failed
+
+
+def add(factory: SessionFactory, urls: list[str], renditions: list[str] | None = None) -> list[uuid.UUID]:
+    photos = pipeline.add_photos(factory, urls)
+    if renditions is not None:
+        with unit_of_work(factory) as session:
+            session.execute(update(Photo).where(Photo.uuid.in_(photos)).values(renditions=renditions))
+    return photos
+
+
+def queue(settings: Settings, factory: SessionFactory, photos: list[uuid.UUID]) -> None:
+    publisher = Publisher(settings.amqp_uri, Topology(settings.queue_name))
+    try:
+        assert pipeline.queue_photos(factory, publisher, photos).queued == photos
+    finally:
+        publisher.close()
+
+
+def status_of(factory: SessionFactory, photo: uuid.UUID) -> PhotoStatus:
+    with unit_of_work(factory) as session:
+        found = session.scalar(select(Photo.status).where(Photo.uuid == photo))
+        assert found is not None
+        return found
+
+
+class Gate:
+    """Holds each request (headers not even sent) until opened; then answers
+    with the next of ``answers``. Records when each request arrives."""
+
+    def __init__(self, *answers: Behaviour) -> None:
+        self.answers = list(answers)
+        self.arrivals = 0
+        self.opened = threading.Event()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        self.arrivals += 1
+        answer = self.answers.pop(0) if self.answers else serve_bytes(JPEG)
+        self.opened.wait(60)
+        answer(handler)
+
+
+class Served:
+    """Serves bytes, and tells when the last of them has been handed to the socket."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.done = threading.Event()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        serve_bytes(self.data, "image/png")(handler)
+        handler.wfile.flush()
+        self.done.set()
+
+
+# --- SIGKILL -----------------------------------------------------------------------
+
+
+def test_consumer_killed_mid_download(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    gate = Gate(serve_bytes(JPEG), serve_bytes(JPEG))
+    [p] = add(session_factory, [photo_host.add("stalls.jpg", gate)])
+    first = consumers.start()
+    queue(settings, session_factory, [p])
+    wait_for(lambda: gate.arrivals == 1, what="the download to start")
+    assert status_of(session_factory, p) == PhotoStatus.processing
+    first.kill()
+    gate.opened.set()  # the host answers the dead consumer's request, to nobody
+    second = consumers.start()
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
+    assert gate.arrivals == 2
+    assert not events(first, "message done")
+
+
+def huge_png() -> bytes:
+    """81 megapixels in 260 kB: downloaded at once, about a second to decode."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    im = Image.linear_gradient("L").resize((9000, 9000)).convert("RGB")
+    ImageDraw.Draw(im).rectangle((0, 0, 1800, 1800), fill=(255, 0, 0))
+    return images.encode(im, "PNG")
+
+
+def test_consumer_killed_mid_thumbnail(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    served = Served(huge_png())
+    [p] = add(session_factory, [photo_host.add("huge.png", served)])
+    first = consumers.start()
+    queue(settings, session_factory, [p])
+    assert served.done.wait(30)
+    first.kill()
+    # The download was over and nothing was committed: the kill landed in the image work.
+    assert status_of(session_factory, p) == PhotoStatus.processing
+    assert events(first, "photo claimed", p) and not events(first, "message done", p)
+    assert not list(settings.thumbs_dir.rglob("*.jpg"))
+    second = consumers.start()
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
+    assert photo_host.requests == ["/huge.png", "/huge.png"]
+
+
+def test_consumer_killed_between_commit_and_ack(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    """The first consumer reaches RabbitMQ through a proxy that, once the photo
+    is claimed, drops what the consumer sends: its ack never arrives. It is
+    killed when its commit is visible; RabbitMQ delivers the message again and
+    the second consumer must find the photo done and do nothing more."""
+    gate = Gate(serve_bytes(JPEG))
+    [p] = add(session_factory, [photo_host.add("p.jpg", gate)])
+    proxy = TcpProxy(("127.0.0.1", 5672)).start()
+    try:
+        via_proxy = settings.with_(amqp_uri=settings.amqp_uri.replace(":5672/", f":{proxy.port}/"))
+        assert via_proxy.amqp_uri != settings.amqp_uri
+        first = consumers.start(via_proxy)
+        queue(settings, session_factory, [p])
+        wait_for(lambda: gate.arrivals == 1, what="the first consumer to claim the photo")
+        proxy.blackhole_upstream()
+        gate.opened.set()
+        wait_for(lambda: status_of(session_factory, p) == PhotoStatus.completed, what="the commit")
+        wait_for(lambda: events(first, "message done", p), what="the first consumer to try to ack")
+        first.kill()
+        assert proxy.dropped > 0  # the ack, lost
+        files_before = sorted(settings.thumbs_dir.rglob("*.jpg"))
+        mtimes = [f.stat().st_mtime_ns for f in files_before]
+        second = consumers.start()
+        wait_for(lambda: events(second, "message done", p), what="the redelivery")
+        assert [e["outcome"] for e in events(second, "message done", p)] == ["already completed"]
+        outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+    finally:
+        proxy.stop()
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
+    assert photo_host.requests == ["/p.jpg"]
+    assert [f.stat().st_mtime_ns for f in sorted(settings.thumbs_dir.rglob("*.jpg"))] == mtimes
+
+
+def test_two_consumers_receiving_the_same_message(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    gate = Gate(serve_bytes(JPEG))
+    [p] = add(session_factory, [photo_host.add("p.jpg", gate)])
+    started = [consumers.start(), consumers.start()]
+    publisher = Publisher(settings.amqp_uri, Topology(settings.queue_name))
+    try:
+        publisher.publish([PhotoMessage(p), PhotoMessage(p)])
+    finally:
+        publisher.close()
+    wait_for(lambda: gate.arrivals == 1, what="one consumer to download")
+    # The other has the second copy and finds the photo taken.
+    wait_for(lambda: any(events(c, "message delayed", p) for c in started), what="the second copy to wait")
+    gate.opened.set()
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=started)[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
+    assert gate.arrivals == 1
+    done = sorted(e["outcome"] for c in started for e in events(c, "message done", p))
+    assert done == ["already completed", "completed"]
+
+
+def test_a_photo_that_kills_every_consumer_fails_by_the_attempts_bound(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    """Whichever consumer claims the photo dies (SIGKILL, while its download
+    hangs); a new one replaces it. The photo must end failed with a reason,
+    not loop for ever."""
+    settings = settings.with_(max_attempts=3)
+    consumers.settings = settings
+    [p] = add(session_factory, [photo_host.add("deadly.jpg", Gate())])
+    pool = [consumers.start(), consumers.start()]
+    queue(settings, session_factory, [p])
+    kills = 0
+    while status_of(session_factory, p) != PhotoStatus.failed:
+        assert kills <= settings.max_attempts, consumers.logs()
+        holder = wait_for(
+            lambda: (
+                next((c for c in pool if c.alive() and events(c, "photo claimed", p)), None)  # noqa: B023
+                or (status_of(session_factory, p) == PhotoStatus.failed)
+            ),
+            timeout=30,
+            what="a consumer to claim the photo",
+        )
+        if isinstance(holder, Process):
+            holder.kill()
+            kills += 1
+            pool = [c for c in pool if c is not holder] + [consumers.start()]
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=pool)[p]
+    assert kills == settings.max_attempts
+    assert outcome.reason == "gave up after 3 attempts: the consumer processing it stopped"
+
+
+def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered_and_fails_its_photo(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+    engine: Engine,
+) -> None:
+    """Each consumer dies holding the message before it could even claim the
+    photo (the test holds the photo's row lock, so the claim waits; the
+    consumer is SIGKILLed). RabbitMQ counts the returns and dead-letters the
+    message past the queue's delivery limit; a consumer then fails the photo."""
+    [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
+    queue(settings, session_factory, [p])
+    dead_queue = broker.topology.dead_queue
+    with engine.connect() as lock:
+        lock.execute(text("SELECT 1 FROM photos WHERE uuid = :p FOR UPDATE"), {"p": p})
+        waiting: set[int] = set()
+        kills = 0
+        while broker.depth(dead_queue) == 0:
+            assert kills < 10, "the message was never dead-lettered"
+            process = consumers.start()
+            new = wait_for(
+                lambda: lock_waiters(engine) - waiting,  # noqa: B023
+                what="the consumer's claim to wait on the lock",
+            )
+            waiting |= new
+            process.kill()
+            kills += 1
+            wait_for(lambda: broker.depth() + broker.depth(dead_queue) == 1, what="the message to come back")
+        last = consumers.start()
+        wait_for(
+            lambda: lock_waiters(engine) - waiting, what="the dead letter's consumer to wait on the lock"
+        )
+        lock.rollback()
+    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[last])[p]
+    assert outcome.status == PhotoStatus.failed
+    assert outcome.reason == (
+        f"every consumer that took this photo stopped before finishing (delivered {kills} times); "
+        "the photo may crash the image code"
+    )
+    assert photo_host.requests == []
+
+
+def lock_waiters(engine: Engine) -> set[int]:
+    """Backends of this test's database waiting for a lock. (Asked on a
+    connection of its own: pg_stat_activity is a snapshot per transaction.)"""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        )
+        return {int(r.pid) for r in rows}
+
+
+# --- broker connections closed, database backends terminated -----------------------
+
+
+def close_consumer_connections(queue_name: str) -> int:
+    """rabbitmqctl close_connection for this test's consumers only (named
+    'consumer <queue> pid <pid>' by the consumer)."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    mine = [line.split("\t", 1)[0] for line in listed.splitlines() if f'"consumer {queue_name} pid ' in line]
+    for pid in mine:
+        subprocess.run(
+            ["rabbitmqctl", "close_connection", pid, "fault test"], capture_output=True, check=True
+        )
+    return len(mine)
+
+
+def completed_count(factory: SessionFactory, photos: list[uuid.UUID]) -> int:
+    try:
+        with unit_of_work(factory) as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(Photo.uuid.in_(photos), Photo.status == PhotoStatus.completed)
+                )
+                or 0
+            )
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        return 0
+
+
+def test_all_consumer_connections_closed_while_500_photos_are_in_flight(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+) -> None:
+    photo_bytes = images.jpeg(1024, 768)
+    photos = add(session_factory, [photo_host.add(f"{i}.jpg", serve_bytes(photo_bytes)) for i in range(500)])
+    started = [consumers.start(), consumers.start(), consumers.start()]
+    queue(settings, session_factory, photos)
+    for round_ in (1, 2):
+        # Twice: once under way, and again as soon as every consumer is back.
+        wait_for(lambda: completed_count(session_factory, photos) >= 20, timeout=60)
+        wait_for(lambda: all(len(events(c, "consuming")) == round_ for c in started), timeout=30)  # noqa: B023
+        assert completed_count(session_factory, photos) < 500, "the fault came too late to matter"
+        assert close_consumer_connections(settings.queue_name) == 3, (
+            "the consumers' connections were not found"
+        )
+    outcome = assert_settled(
+        session_factory, broker, settings.thumbs_dir, photos, consumers=started, timeout=120
+    )
+    assert {o.status for o in outcome.values()} == {PhotoStatus.completed}
+    reconnects = sum(len(events(c, "broker connection lost")) for c in started)
+    assert reconnects >= 6
+
+
+def test_postgres_backends_terminated_mid_transaction(
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    photo_host: PhotoHost,
+    consumers: Consumers,
+    engine: Engine,
+) -> None:
+    """The consumers' database backends are terminated, over and over, while
+    100 photos are processed: every few tens of milliseconds whatever they are
+    doing, and for sure inside transactions: the test holds the row lock of
+    ten photos for a while, so claims wait for it mid-transaction and are
+    terminated there. Nothing may be lost, duplicated or failed, and the
+    consumers keep running."""
+    photos = add(session_factory, [photo_host.add(f"{i}.jpg", serve_bytes(JPEG)) for i in range(100)])
+    queue(settings, session_factory, photos)
+    killer_engine = create_engine(sqlalchemy_url(settings.pg_uri), isolation_level="AUTOCOMMIT")
+    stop = threading.Event()
+    terminated = {"in_transaction": 0, "other": 0}
+    spared: set[int] = set()
+
+    def terminate_backends() -> None:
+        with killer_engine.connect() as connection:
+            while not stop.wait(0.03):
+                rows = connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) AS done, "
+                        "state <> 'idle' AND xact_start IS NOT NULL AS in_transaction "
+                        "FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND backend_type = 'client backend' "
+                        "AND pid <> pg_backend_pid() AND NOT pid = ANY(:spared)"
+                    ),
+                    {"spared": list(spared)},
+                ).all()
+                for row in rows:
+                    if row.done:
+                        terminated["in_transaction" if row.in_transaction else "other"] += 1
+
+    killer = threading.Thread(target=terminate_backends, daemon=True)
+    try:
+        with engine.connect() as holder:
+            spared.add(int(holder.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+            holder.execute(text("SELECT 1 FROM photos WHERE uuid = ANY(:p) FOR UPDATE"), {"p": photos[:10]})
+            # Started now, the consumers find the locked photos first in the queue.
+            started = [consumers.start(), consumers.start()]
+            killer.start()
+            wait_for(
+                lambda: terminated["in_transaction"] >= 10,
+                timeout=60,
+                what="backends terminated inside transactions",
+            )
+            holder.rollback()
+        # The photos flow again, under the same fire.
+        wait_for(lambda: completed_count(session_factory, photos) >= 20, timeout=60)
+    finally:
+        stop.set()
+        killer.join(10)
+        killer_engine.dispose()
+    assert completed_count(session_factory, photos) < len(photos), "the fault came too late to matter"
+    assert all(c.alive() for c in started), "a consumer died of a database fault"
+    outcome = assert_settled(
+        session_factory, broker, settings.thumbs_dir, photos, consumers=started, timeout=120
+    )
+    assert {o.status for o in outcome.values()} == {PhotoStatus.completed}, {
+        u: o.reason for u, o in outcome.items() if o.status != PhotoStatus.completed
+    }
+    assert not [e for c in started for e in events(c, "bug while processing")]
+    print(f"terminated: {terminated}; attempts: {sorted(o.attempts for o in outcome.values())[-5:]}")
+
+
+# --- the web app without its broker or database ---------------------------------------
+
+
+def closed_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def make_app(settings: Settings) -> Iterator[Any]:
+    apps: list[Flask] = []
+
+    def make(**changes: object) -> Flask:
+        app = create_app(settings.with_(**changes))
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["photos"].close()
+
+
+def test_broker_down_answers_503_and_the_photos_can_be_queued_later(
+    settings: Settings, session_factory: SessionFactory, broker: Broker, make_app: Any
+) -> None:
+    photos = add(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
+    down = make_app(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F").test_client()
+    started = time.monotonic()
+    response = down.post("/photos/process", json=[str(u) for u in photos])
+    assert time.monotonic() - started < 10
+    assert response.status_code == 503
+    assert response.is_json
+    assert "broker is unavailable" in response.get_json()["error"]
+    assert broker.total_depth() == 0
+    with unit_of_work(session_factory) as session:
+        assert set(session.scalars(select(Photo.status).where(Photo.uuid.in_(photos)))) == {
+            PhotoStatus.pending
+        }
+    up = make_app().test_client()
+    assert up.post("/photos/process", json=[str(u) for u in photos]).status_code == 202
+    assert wait_for(lambda: broker.depth() == 2, timeout=10)
+
+
+def test_database_down_answers_503_json(make_app: Any) -> None:
+    down = make_app(pg_uri=f"postgresql://postgres@127.0.0.1:{closed_port()}/photos").test_client()
+    for method, path, body in (
+        ("GET", "/photos/pending", None),
+        ("POST", "/photos/process", [str(uuid.uuid4())]),
+        ("GET", f"/photos/{uuid.uuid4()}", None),
+    ):
+        response = down.open(path, method=method, json=body)
+        assert response.status_code == 503, (path, response.data[:300])
+        assert response.get_json() == {"error": "the database is unavailable, try again"}
+
+
+def test_a_dropped_database_connection_never_reaches_a_request(
+    settings: Settings, session_factory: SessionFactory, make_app: Any, engine: Engine
+) -> None:
+    add(session_factory, ["http://127.0.0.1/a.jpg"])
+    client = make_app().test_client()
+    assert client.get("/photos/pending").status_code == 200
+    with engine.connect() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+        ).scalar()
+    assert ended
+    response = client.get("/photos/pending")
+    assert response.status_code == 200
+    assert len(response.get_json()) == 1
