@@ -10,9 +10,12 @@ resolver's answer before any connection is attempted.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -157,6 +160,58 @@ def test_an_allowed_host_is_downloaded_from_the_checked_address(photo_host: Phot
     by_name = FetchPolicy(allowed_hosts=frozenset({"localhost"}))
     assert fetch(url.replace("127.0.0.1", "localhost"), by_name) == JPEG
     assert photo_host.requests == ["/a.jpg", "/a.jpg"]
+
+
+# Run in a network and mount namespace of its own (unshare, as root or with user
+# namespaces): there 10.9.8.7 is on the loopback device, so it can be listened
+# on, and /etc/hosts names it private.example; the machine itself is untouched.
+IN_NAMESPACE = """
+set -e
+ip link set lo up
+ip addr add 10.9.8.7/32 dev lo
+echo '10.9.8.7 private.example' > "$HOSTS"
+mount --bind "$HOSTS" /etc/hosts
+exec "$PYTHON" -c "$CHILD"
+"""
+
+CHILD = """
+import json
+from photos.fetch import FetchPolicy, fetch
+from tests.integration.test_fetch_hosts import Listener
+
+server = Listener("10.9.8.7")
+outcome = {}
+for name, policy in (("default", FetchPolicy()), ("allowed", FetchPolicy(allowed_hosts=frozenset({"private.example"}), total_timeout=5.0))):
+    before = server.accepted
+    try:
+        fetch(f"http://private.example:{server.port}/photo.jpg", policy)
+        error = None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    outcome[name] = {"error": error, "connections": server.accepted - before}
+server.close()
+print(json.dumps(outcome))
+"""
+
+
+def test_a_name_that_resolves_to_a_private_address_is_never_connected_to(tmp_path: Path) -> None:
+    env = {**os.environ, "HOSTS": str(tmp_path / "hosts"), "PYTHON": sys.executable, "CHILD": CHILD}
+    done = subprocess.run(
+        ["unshare", "--map-root-user", "--mount", "--net", "sh", "-c", IN_NAMESPACE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["default"] == {
+        "error": "BlockedAddressError: private.example resolves to 10.9.8.7, which is not a public address",
+        "connections": 0,
+    }
+    # The listener is reachable: allowed by name, the same URL is connected to.
+    assert outcome["allowed"]["connections"] == 1, outcome
 
 
 # --- redirects -----------------------------------------------------------------------
