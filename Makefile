@@ -9,7 +9,8 @@ export THUMBS_DIR ?= $(CURDIR)/thumbs
 export PORT ?= 3000
 # The sample photos are served by the app itself on localhost.
 export ALLOWED_FETCH_HOSTS ?= localhost,127.0.0.1
-COMPOSE := docker compose
+# Compose v2 (the docker plugin) where it is installed, else the standalone docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 PYTEST_ARGS ?=
 
 .PHONY: help install start stop run db-schema psql test test-fast lint format check bench clean
