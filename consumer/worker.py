@@ -14,12 +14,15 @@ the message, and on SIGTERM stops taking messages, lets the one in hand finish
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -33,7 +36,7 @@ from pika.spec import Basic, BasicProperties
 from consumer.query import reply_to_query
 from photos import db, fetch
 from photos.config import Settings
-from photos.db import is_unavailable
+from photos.db import is_dropped, is_unavailable
 from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
 from photos.queue import DELIVERY_LIMIT, PhotoMessage, Topology, properties
 from photos.storage import Storage
@@ -71,6 +74,7 @@ class Worker:
         # Queries have their own threads: someone is waiting for each answer,
         # and it must not queue behind a slow photo download.
         self._query_pool = ThreadPoolExecutor(settings.prefetch, thread_name_prefix="query")
+        self._leases = _LeaseKeeper(processor, settings.lease_seconds / 3)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -103,6 +107,7 @@ class Worker:
                 finally:
                     self._close()
         self._query_pool.shutdown()
+        self._leases.close()
         log.info("consumer stopped")
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
@@ -227,8 +232,7 @@ class Worker:
         return lambda: _ack(delivery)
 
     def _process(self, message: PhotoMessage) -> Outcome:
-        renewer = _LeaseRenewer(self.processor, message, self.settings.lease_seconds / 3)
-        with renewer:
+        with self._leases.holding(message.photo_uuid):
             try:
                 return self.processor.handle(message)
             except Exception as exc:
@@ -274,7 +278,7 @@ class Worker:
         backoff = 0.5
         while True:
             try:
-                return action()
+                return _once_more_if_dropped(action)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
@@ -285,30 +289,62 @@ class Worker:
                 backoff = min(MAX_BACKOFF, backoff * 2)
 
 
-class _LeaseRenewer:
-    """Keeps the lease on a photo alive while it is being processed."""
+class _LeaseKeeper:
+    """Keeps the leases of the photos in hand alive: every ``interval`` seconds
+    it renews each photo held, so a lease is renewed at most ``interval``
+    seconds after its claim and then every ``interval`` seconds until the
+    photo is let go. One thread for the consumer's life, started with the
+    first photo; a thread per message cost 0.2 ms of CPU per photo."""
 
-    def __init__(self, processor: Processor, message: PhotoMessage, interval: float) -> None:
+    def __init__(self, processor: Processor, interval: float) -> None:
         self._processor = processor
-        self._photo = message.photo_uuid
         self._interval = interval
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._held: Counter[uuid.UUID] = Counter()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _LeaseRenewer:
-        self._thread.start()
-        return self
+    @contextlib.contextmanager
+    def holding(self, photo: uuid.UUID) -> Iterator[None]:
+        with self._lock:
+            self._held[photo] += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="leases", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[photo] -= 1
+                if not self._held[photo]:
+                    del self._held[photo]
 
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
 
     def _loop(self) -> None:
-        while not self._done.wait(self._interval):
-            try:
-                self._processor.renew_lease(self._photo)
-            except Exception as exc:  # the next renewal or the outcome will tell
-                log.warning("lease renewal failed", extra={"photo": str(self._photo), "error": repr(exc)})
+        while not self._closed.wait(self._interval):
+            with self._lock:
+                photos = list(self._held)
+            for photo in photos:
+                try:
+                    _once_more_if_dropped(functools.partial(self._processor.renew_lease, photo))
+                except Exception as exc:  # the next renewal or the outcome will tell
+                    log.warning("lease renewal failed", extra={"photo": str(photo), "error": repr(exc)})
+
+
+def _once_more_if_dropped(action: Callable[[], T]) -> T:
+    """``action``, run again at once if it failed on a database connection that
+    had been dropped (the pool has replaced it since): the consumer's engine does
+    not test connections before using them."""
+    try:
+        return action()
+    except Exception as exc:
+        if not is_dropped(exc):
+            raise
+    return action()
 
 
 def _pump(connection: pika.BlockingConnection, seconds: float) -> None:
@@ -342,7 +378,7 @@ def _nack(delivery: _Delivery) -> None:
 
 def build_worker(settings: Settings) -> Worker:
     """Wire the real adapters together: the one place that does."""
-    engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1)
+    engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1, pre_ping=False)
     policy = fetch.FetchPolicy(
         allowed_hosts=settings.allowed_fetch_hosts,
         max_bytes=settings.fetch_max_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,13 +19,16 @@ def sqlalchemy_url(uri: str) -> str:
     return uri
 
 
-def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
-    """An engine whose pool replaces connections that died (Postgres restarted,
-    backend terminated) before handing them out, so a dropped connection never
-    reaches a request or a message."""
+def make_engine(uri: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """An engine whose pool, with ``pre_ping``, replaces connections that died
+    (Postgres restarted, backend terminated) before handing them out, so a
+    dropped connection never reaches a request or a message. That costs a
+    round trip per checkout; without it, the first statement on a dead
+    connection raises (``is_unavailable`` says so) and every pooled connection
+    as old is replaced on its next checkout, for callers that retry anyway."""
     return create_engine(
         sqlalchemy_url(uri),
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
@@ -46,6 +49,24 @@ def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
     it raises. Every use case opens one and commits once."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def transaction(factory: SessionFactory) -> Iterator[Connection]:
+    """The same boundary as :func:`unit_of_work` for Core statements: a
+    connection in one transaction, committed when the block ends normally,
+    rolled back when it raises. No Session: nothing to track or flush, for the
+    statements run on every message."""
+    engine: Engine = factory.kw["bind"]
+    with engine.begin() as connection:
+        yield connection
+
+
+def is_dropped(exc: BaseException) -> bool:
+    """True when the error came from a connection that had been dropped (its
+    backend terminated, Postgres restarted): the pool has discarded it and the
+    connections as old, so trying again at once gets a new one."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def is_unavailable(exc: BaseException) -> bool:

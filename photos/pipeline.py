@@ -21,23 +21,41 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Interval, Update, func, insert, select, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    Interval,
+    Row,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from photos import renditions
-from photos.db import SessionFactory, unit_of_work
+from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
 from photos.models import Photo, PhotoStatus, Thumbnail
-from photos.queue import PhotoMessage
+from photos.queue import BrokerUnavailable, PhotoMessage
 from photos.storage import Staged, Storage
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 300.0
+# queue_photos logs the UUIDs it queued up to this many, only their count beyond.
+LOGGED_UUIDS = 50
 
 
 # --- the web side ---------------------------------------------------------
@@ -59,38 +77,62 @@ def queue_photos(
 ) -> QueueResult:
     """Mark the eligible photos (pending or failed) as queued, then publish one
     message each. Raises BrokerUnavailable if RabbitMQ did not confirm them all;
-    the photos are then pending and may be queued again."""
+    the photos are then as they were before (status, attempts, failure reason,
+    queued_at), except any a consumer has taken up meanwhile, and may be
+    queued again."""
     wanted = list(dict.fromkeys(uuids))
-    with unit_of_work(factory) as session:
-        queued = set(
-            session.scalars(
-                update(Photo)
-                .where(Photo.uuid.in_(wanted), Photo.status.in_([PhotoStatus.pending, PhotoStatus.failed]))
-                .values(
-                    status=PhotoStatus.pending,
-                    queued_at=func.now(),
-                    updated_at=func.now(),
-                    attempts=0,
-                    failure_reason=None,
-                )
-                .returning(Photo.uuid)
-            )
-        )
+    with transaction(factory) as connection:
+        before = {row.uuid: row for row in connection.execute(_QUEUE, {"wanted": wanted})}
         others = {
             row.uuid: row.status
-            for row in session.execute(
-                select(Photo.uuid, Photo.status).where(Photo.uuid.in_(set(wanted) - queued))
+            for row in connection.execute(
+                select(_p.uuid, _p.status).where(_p.uuid.in_(set(wanted) - before.keys()))
             )
         }
     result = QueueResult(
-        queued=[u for u in wanted if u in queued],
-        not_found=[u for u in wanted if u not in queued and u not in others],
+        queued=[u for u in wanted if u in before],
+        not_found=[u for u in wanted if u not in before and u not in others],
         not_eligible={u: others[u] for u in wanted if u in others},
     )
-    publisher.publish([PhotoMessage(u) for u in result.queued])
-    for u in result.queued:
-        log.info("photo queued", extra={"photo": str(u)})
+    try:
+        publisher.publish([PhotoMessage(u) for u in result.queued])
+    except BrokerUnavailable:
+        _unqueue(factory, list(before.values()))
+        raise
+    if len(result.queued) <= LOGGED_UUIDS:
+        log.info(
+            "photos queued", extra={"count": len(result.queued), "photos": [str(u) for u in result.queued]}
+        )
+    else:
+        log.info("photos queued", extra={"count": len(result.queued)})
     return result
+
+
+def _unqueue(factory: SessionFactory, before: Sequence[Row[Any]]) -> None:
+    """Put back what queue_photos changed, on the photos no consumer has
+    claimed since (a message may have been published before the broker failed)."""
+    if not before:
+        return
+    try:
+        with transaction(factory) as connection:
+            connection.execute(
+                _UNQUEUE,
+                [
+                    {
+                        "photo": row.uuid,
+                        "queued_now": row.queued_now,
+                        "old_status": row.status,
+                        "old_queued_at": row.queued_at,
+                        "old_attempts": row.attempts,
+                        "old_reason": row.failure_reason,
+                        "old_updated_at": row.updated_at,
+                    }
+                    for row in before
+                ],
+            )
+    except Exception:
+        # The caller learns of the broker; the photos stay pending and queued.
+        log.exception("could not put back photos whose messages were not published")
 
 
 def list_pending(session: Session, limit: int = 1000, after: uuid.UUID | None = None) -> list[Photo]:
@@ -199,35 +241,15 @@ class Processor:
                 staged.discard()  # nothing left to do for those published
 
     def claim(self, photo: uuid.UUID) -> Claim | Outcome:
-        with unit_of_work(self.factory) as session:
-            row = session.execute(
-                update(Photo)
-                .where(
-                    Photo.uuid == photo,
-                    (Photo.status == PhotoStatus.pending)
-                    | (
-                        (Photo.status == PhotoStatus.processing)
-                        & (Photo.lease_expires_at.is_(None) | (Photo.lease_expires_at < func.now()))
-                    ),
-                )
-                .values(
-                    status=PhotoStatus.processing,
-                    lease_owner=self.owner,
-                    lease_expires_at=func.now() + _seconds(self.lease_seconds),
-                    attempts=Photo.attempts + 1,
-                    updated_at=func.now(),
-                )
-                .returning(Photo.url, Photo.original_path, Photo.renditions, Photo.attempts)
+        with transaction(self.factory) as connection:
+            row = connection.execute(
+                _CLAIM, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
             ).first()
             if row is not None:
                 if row.attempts > self.max_attempts:
                     # Taken over from consumers that died holding it, too often.
-                    session.execute(
-                        _fail_statement(
-                            photo,
-                            f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped",
-                        )
-                    )
+                    reason = f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"
+                    connection.execute(_FAIL, {"photo": photo, "reason": reason})
                     # A consumer that died between publishing its files and
                     # committing left them; the row lock keeps writers out.
                     self.storage.remove_renditions(photo, row.renditions)
@@ -235,9 +257,7 @@ class Processor:
                     return Done("failed")
                 log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
                 return Claim(row.url, row.original_path, list(row.renditions), row.attempts)
-            current = session.execute(
-                select(Photo.status, Photo.lease_expires_at, func.now()).where(Photo.uuid == photo)
-            ).first()
+            current = connection.execute(_STATE, {"photo": photo}).first()
         if current is None:
             log.warning("message for an unknown photo", extra={"photo": str(photo)})
             return Done("unknown photo")
@@ -258,20 +278,11 @@ class Processor:
             raise PermanentError("the uploaded original is missing from storage") from None
 
     def renew_lease(self, photo: uuid.UUID) -> bool:
-        with unit_of_work(self.factory) as session:
-            return (
-                session.execute(
-                    update(Photo)
-                    .where(
-                        Photo.uuid == photo,
-                        Photo.lease_owner == self.owner,
-                        Photo.status == PhotoStatus.processing,
-                    )
-                    .values(lease_expires_at=func.now() + _seconds(self.lease_seconds))
-                    .returning(Photo.uuid)
-                ).first()
-                is not None
+        with transaction(self.factory) as connection:
+            renewed = connection.execute(
+                _RENEW, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
             )
+            return renewed.first() is not None
 
     def complete(
         self, photo: uuid.UUID, rows: list[dict[str, object]], files: Sequence[Staged] = ()
@@ -279,15 +290,19 @@ class Processor:
         """Publish ``files`` and record ``rows``, only while this processor holds
         the photo: files reach their names under the photo's row lock, so one
         whose lease was taken over never replaces its successor's files."""
-        with unit_of_work(self.factory) as session:
-            held = session.execute(
-                select(Photo.uuid)
-                .where(
-                    Photo.uuid == photo,
-                    Photo.lease_owner == self.owner,
-                    Photo.status == PhotoStatus.processing,
-                )
-                .with_for_update()
+        with transaction(self.factory) as connection:
+            # One statement: the photo completed (which takes its row lock)
+            # if we still hold it, and its thumbnail rows upserted.
+            held = connection.execute(
+                _COMPLETE,
+                {
+                    "photo": photo,
+                    "owner": self.owner,
+                    "names": [r["rendition"] for r in rows],
+                    "widths": [r["width"] for r in rows],
+                    "heights": [r["height"] for r in rows],
+                    "paths": [r["url"] for r in rows],
+                },
             ).first()
             if held is None:
                 # Our lease ran out and another consumer took the photo over:
@@ -295,41 +310,13 @@ class Processor:
                 log.warning("lease lost before completing", extra={"photo": str(photo)})
                 return Done("lease lost")
             for staged in files:
-                staged.publish()
-            session.execute(
-                update(Photo)
-                .where(Photo.uuid == photo)
-                .values(
-                    status=PhotoStatus.completed,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    completed_at=func.now(),
-                    updated_at=func.now(),
-                    failure_reason=None,
-                )
-            )
-            if rows:
-                statement = pg_insert(Thumbnail).values(rows)
-                session.execute(
-                    statement.on_conflict_do_update(
-                        constraint="uq_photo_thumbnails_photo_rendition",
-                        set_={
-                            "width": statement.excluded.width,
-                            "height": statement.excluded.height,
-                            "url": statement.excluded.url,
-                            "created_at": func.now(),
-                        },
-                    )
-                )
-        log.info("photo completed", extra={"photo": str(photo), "outcome": "completed"})
+                staged.publish()  # raising rolls the rows back
         return Done("completed")
 
     def fail(self, photo: uuid.UUID, reason: str) -> Outcome:
-        with unit_of_work(self.factory) as session:
-            failed = session.execute(
-                _fail_statement(photo, reason)
-                .where(Photo.lease_owner == self.owner)
-                .returning(Photo.renditions)
+        with transaction(self.factory) as connection:
+            failed = connection.execute(
+                _FAIL_HELD, {"photo": photo, "owner": self.owner, "reason": reason[:2000]}
             ).first()
             if failed is not None:
                 # Files an attempt published before dying without committing.
@@ -340,21 +327,14 @@ class Processor:
     def retry(self, photo: uuid.UUID, attempts: int, reason: str) -> Outcome:
         delay = min(MAX_RETRY_DELAY, self.retry_base_delay * 2 ** (attempts - 1))
         delay *= random.uniform(0.8, 1.2)
-        with unit_of_work(self.factory) as session:
-            session.execute(
-                update(Photo)
-                .where(
-                    Photo.uuid == photo,
-                    Photo.lease_owner == self.owner,
-                    Photo.status == PhotoStatus.processing,
-                )
-                .values(
-                    status=PhotoStatus.pending,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    failure_reason=f"attempt {attempts} failed, retrying: {reason}",
-                    updated_at=func.now(),
-                )
+        with transaction(self.factory) as connection:
+            connection.execute(
+                _RELEASE,
+                {
+                    "photo": photo,
+                    "owner": self.owner,
+                    "reason": f"attempt {attempts} failed, retrying: {reason}",
+                },
             )
         log.info(
             "photo will be retried", extra={"photo": str(photo), "delay": round(delay, 2), "reason": reason}
@@ -367,38 +347,180 @@ def fail_dead_lettered(factory: SessionFactory, storage: Storage, photo: uuid.UU
     done in the meantime (Done, nothing changed) or a live consumer holds it
     (RetryLater: the message goes back to the work queue, where the holder's
     outcome, or the attempts bound if it dies, settles the photo)."""
-    with unit_of_work(factory) as session:
-        row = session.execute(
-            select(Photo.status, Photo.lease_expires_at, Photo.renditions, func.now())
-            .where(Photo.uuid == photo)
-            .with_for_update()
-        ).first()
+    with transaction(factory) as connection:
+        row = connection.execute(_STATE_LOCKED, {"photo": photo}).first()
         if row is None:
             return Done("unknown photo")
         if row.status in (PhotoStatus.completed, PhotoStatus.failed):
             return Done(f"already {row.status.value}")
-        expires, now = row.lease_expires_at, row[3]
+        expires, now = row.lease_expires_at, row.now
         if row.status == PhotoStatus.processing and expires is not None and expires > now:
             return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
-        session.execute(_fail_statement(photo, reason))
+        connection.execute(_FAIL, {"photo": photo, "reason": reason[:2000]})
         storage.remove_renditions(photo, row.renditions)
     log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
     return Done("failed")
 
 
-def _fail_statement(photo: uuid.UUID, reason: str) -> Update:
-    return (
-        update(Photo)
-        .where(Photo.uuid == photo)
+# --- the consumer's statements ------------------------------------------------
+#
+# Built once, with bound parameters: SQLAlchemy compiles each once and reuses
+# the compiled form (its statement cache), and they run on a Core connection,
+# without a Session, its identity map or its flush. Every message runs the
+# claim and the completion; each is one statement in a short transaction.
+
+_photos = cast(Table, Photo.__table__)
+_thumbnails = cast(Table, Thumbnail.__table__)
+_p = _photos.c
+_UUID = UUID(as_uuid=True)
+_PHOTO = bindparam("photo", type_=_UUID)
+_OWNER = bindparam("owner", type_=_UUID)
+_LEASE_END = func.now() + func.make_interval(
+    0, 0, 0, 0, 0, 0, bindparam("lease_seconds", type_=Float), type_=Interval
+)
+_TIMESTAMP = DateTime(timezone=True)
+
+# The eligible photos of a batch (pending or failed) made pending and queued,
+# returning what each was before.
+_old = (
+    select(_p.uuid, _p.status, _p.queued_at, _p.attempts, _p.failure_reason, _p.updated_at)
+    .where(
+        _p.uuid == func.any(bindparam("wanted", type_=ARRAY(_UUID))),
+        _p.status.in_([PhotoStatus.pending, PhotoStatus.failed]),
+    )
+    .with_for_update()
+    .cte("old")
+)
+_QUEUE = (
+    update(_photos)
+    .where(_p.uuid == _old.c.uuid)
+    .values(
+        status=PhotoStatus.pending,
+        queued_at=func.now(),
+        updated_at=func.now(),
+        attempts=0,
+        failure_reason=None,
+    )
+    .returning(*_old.c, _p.queued_at.label("queued_now"))
+)
+# Undoes _QUEUE for one photo, unless a consumer has claimed it since.
+_UNQUEUE = (
+    update(_photos)
+    .where(
+        _p.uuid == _PHOTO,
+        _p.status == PhotoStatus.pending,
+        _p.attempts == 0,
+        _p.queued_at == bindparam("queued_now", type_=_TIMESTAMP),
+    )
+    .values(
+        status=bindparam("old_status", type_=_p.status.type),
+        queued_at=bindparam("old_queued_at", type_=_TIMESTAMP),
+        attempts=bindparam("old_attempts", type_=Integer),
+        failure_reason=bindparam("old_reason", type_=Text),
+        updated_at=bindparam("old_updated_at", type_=_TIMESTAMP),
+    )
+)
+_HELD = (_p.uuid == _PHOTO) & (_p.lease_owner == _OWNER) & (_p.status == PhotoStatus.processing)
+
+# Pending, or processing under a lease that has run out (its consumer died).
+_CLAIM = (
+    update(_photos)
+    .where(
+        _p.uuid == _PHOTO,
+        (_p.status == PhotoStatus.pending)
+        | (
+            (_p.status == PhotoStatus.processing)
+            & (_p.lease_expires_at.is_(None) | (_p.lease_expires_at < func.now()))
+        ),
+    )
+    .values(
+        status=PhotoStatus.processing,
+        lease_owner=_OWNER,
+        lease_expires_at=_LEASE_END,
+        attempts=_p.attempts + 1,
+        updated_at=func.now(),
+    )
+    .returning(_p.url, _p.original_path, _p.renditions, _p.attempts)
+)
+_STATE = select(_p.status, _p.lease_expires_at, func.now().label("now")).where(_p.uuid == _PHOTO)
+_STATE_LOCKED = (
+    select(_p.status, _p.lease_expires_at, _p.renditions, func.now().label("now"))
+    .where(_p.uuid == _PHOTO)
+    .with_for_update()
+)
+_RENEW = update(_photos).where(_HELD).values(lease_expires_at=_LEASE_END).returning(_p.uuid)
+_RELEASE = (
+    update(_photos)
+    .where(_HELD)
+    .values(
+        status=PhotoStatus.pending,
+        lease_owner=None,
+        lease_expires_at=None,
+        failure_reason=bindparam("reason", type_=Text),
+        updated_at=func.now(),
+    )
+)
+_FAIL = (
+    update(_photos)
+    .where(_p.uuid == _PHOTO)
+    .values(
+        status=PhotoStatus.failed,
+        failure_reason=bindparam("reason", type_=Text),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=func.now(),
+    )
+)
+_FAIL_HELD = _FAIL.where(_p.lease_owner == _OWNER).returning(_p.renditions)
+
+
+def _complete_statement() -> Select[tuple[uuid.UUID]]:
+    """WITH held AS (UPDATE photos SET status = 'completed' ... WHERE we hold it
+    RETURNING uuid), saved AS (INSERT INTO photo_thumbnails SELECT held.uuid,
+    made.* FROM held, unnest(names, widths, heights, paths) AS made ON
+    CONFLICT (photo_uuid, rendition) DO UPDATE ...) SELECT uuid FROM held: a
+    row when the photo was ours and is now completed with its thumbnails, none
+    (and nothing written) when the lease was lost."""
+    held = (
+        update(_photos)
+        .where(_HELD)
         .values(
-            status=PhotoStatus.failed,
-            failure_reason=reason[:2000],
+            status=PhotoStatus.completed,
             lease_owner=None,
             lease_expires_at=None,
+            completed_at=func.now(),
             updated_at=func.now(),
+            failure_reason=None,
         )
+        .returning(_p.uuid)
+        .cte("held")
     )
+    made = (
+        func.unnest(
+            bindparam("names", type_=ARRAY(Text)),
+            bindparam("widths", type_=ARRAY(Integer)),
+            bindparam("heights", type_=ARRAY(Integer)),
+            bindparam("paths", type_=ARRAY(Text)),
+        )
+        .table_valued("rendition", "width", "height", "url")
+        .render_derived(name="made")
+    )
+    save = pg_insert(_thumbnails).from_select(
+        ["photo_uuid", "rendition", "width", "height", "url"],
+        select(held.c.uuid, made.c.rendition, made.c.width, made.c.height, made.c.url).select_from(
+            held.join(made, true())
+        ),
+    )
+    saved = save.on_conflict_do_update(
+        constraint="uq_photo_thumbnails_photo_rendition",
+        set_={
+            "width": save.excluded.width,
+            "height": save.excluded.height,
+            "url": save.excluded.url,
+            "created_at": func.now(),
+        },
+    ).cte("saved")
+    return select(held.c.uuid).add_cte(saved)
 
 
-def _seconds(value: float) -> ColumnElement[timedelta]:
-    return func.make_interval(0, 0, 0, 0, 0, 0, value, type_=Interval)
+_COMPLETE = _complete_statement()

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.models import Photo, PhotoStatus
 from photos.pipeline import Done, Processor, RetryLater
-from photos.queue import PhotoMessage, Publisher, Topology
+from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
 from tests.support.invariants import assert_settled, check_rows_and_files
@@ -406,6 +407,35 @@ def test_ten_thousand_uuids_with_duplicates_and_unknowns_in_one_request(
     assert answer["not_eligible"] == []
     assert wait_for(lambda: broker.depth() == 9_000, timeout=10)
     assert elapsed < 20, f"10,000 UUIDs took {elapsed:.1f}s"
+
+
+class BrokerDown:
+    def publish(self, messages: object, *, delay_ms: int | None = None) -> None:
+        raise BrokerUnavailable("RabbitMQ is unavailable: refused")
+
+
+def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
+    session_factory: SessionFactory,
+) -> None:
+    pending, failed = add(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
+    with unit_of_work(session_factory) as session:
+        session.execute(
+            update(Photo)
+            .where(Photo.uuid == failed)
+            .values(
+                status=PhotoStatus.failed,
+                attempts=3,
+                failure_reason="the photo host answered HTTP 404",
+                queued_at=datetime(2024, 5, 1, tzinfo=UTC),
+            )
+        )
+    columns = ("status", "attempts", "failure_reason", "queued_at", "updated_at")
+    before = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
+    with pytest.raises(BrokerUnavailable):
+        pipeline.queue_photos(session_factory, BrokerDown(), [pending, failed])
+    after = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
+    assert after == before
+    assert before[pending][3] is None
 
 
 # --- the thumbnail files route -------------------------------------------------------
