@@ -64,13 +64,25 @@ class PhotoMessage:
             raise ValueError(f"malformed message: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Topology:
-    queue: str
+def _dead_lettering_quorum(exchange: str, routing_key: str) -> dict[str, Any]:
+    """Arguments of a quorum queue that dead-letters to ``exchange`` with
+    ``routing_key``, never dropping a message on the way, and refuses
+    publishes (so the publisher sees a nack) when full."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": exchange,
+        "x-dead-letter-routing-key": routing_key,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
 
-    @property
-    def delay_queue(self) -> str:
-        return f"{self.queue}.delay"
+
+@dataclass(frozen=True)
+class _DeadLetteredQueue:
+    """A quorum work queue ``Q`` whose messages go to ``Q.dead`` (through
+    exchange ``Q.dlx``) when rejected or delivered ``DELIVERY_LIMIT`` times."""
+
+    queue: str
 
     @property
     def dead_exchange(self) -> str:
@@ -79,6 +91,26 @@ class Topology:
     @property
     def dead_queue(self) -> str:
         return f"{self.queue}.dead"
+
+    def _declare_work_queue(self, channel: BlockingChannel) -> None:
+        channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
+        channel.queue_declare(self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(self.dead_queue, self.dead_exchange, routing_key=self.queue)
+        channel.queue_declare(
+            self.queue,
+            durable=True,
+            arguments={
+                **_dead_lettering_quorum(self.dead_exchange, self.queue),
+                "x-delivery-limit": DELIVERY_LIMIT,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Topology(_DeadLetteredQueue):
+    @property
+    def delay_queue(self) -> str:
+        return f"{self.queue}.delay"
 
     @property
     def query_queue(self) -> str:
@@ -87,68 +119,25 @@ class Topology:
     def declare(self, channel: BlockingChannel) -> None:
         """Idempotent; every process declares before it publishes or consumes."""
         channel.queue_declare(self.query_queue, durable=True)
-        channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
-        channel.queue_declare(self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
-        channel.queue_bind(self.dead_queue, self.dead_exchange, routing_key=self.queue)
-        channel.queue_declare(
-            self.queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": self.dead_exchange,
-                "x-dead-letter-routing-key": self.queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
+        self._declare_work_queue(channel)
         channel.queue_declare(
             self.delay_queue,
             durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": self.queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
+            # The default exchange: an expired message goes straight back to the work queue.
+            arguments=_dead_lettering_quorum("", self.queue),
         )
 
 
 @dataclass(frozen=True)
-class UpscaleTopology:
+class UpscaleTopology(_DeadLetteredQueue):
     """The upscaling processor's queues: ``Q``, a quorum queue of upscale
     requests whose messages go to ``Q.dead`` (through exchange ``Q.dlx``) when
     the processor gives up on them, with the reason in their headers, or when
     consumers died holding them ``DELIVERY_LIMIT`` times."""
 
-    queue: str
-
-    @property
-    def dead_exchange(self) -> str:
-        return f"{self.queue}.dlx"
-
-    @property
-    def dead_queue(self) -> str:
-        return f"{self.queue}.dead"
-
     def declare(self, channel: BlockingChannel) -> None:
         """Idempotent; declared before publishing or consuming."""
-        channel.exchange_declare(self.dead_exchange, exchange_type="direct", durable=True)
-        channel.queue_declare(self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"})
-        channel.queue_bind(self.dead_queue, self.dead_exchange, routing_key=self.queue)
-        channel.queue_declare(
-            self.queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": self.dead_exchange,
-                "x-dead-letter-routing-key": self.queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
+        self._declare_work_queue(channel)
 
 
 def properties(*, delay_ms: int | None = None, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
