@@ -27,7 +27,7 @@ from werkzeug.exceptions import BadRequest
 from photos import uploads
 from photos.models import Photo, PhotoStatus
 from web import resources
-from web.uploads import json_object, limits
+from web.uploads import base64_image, json_object, register
 
 bp = Blueprint("tasks", __name__)
 
@@ -56,21 +56,8 @@ def _task_id(raw: str) -> uuid.UUID:
 
 @bp.post("/tasks")
 def create() -> tuple[Response, int, dict[str, str]]:
-    body = json_object()
-    if "data" not in body:
-        raise BadRequest('"data" (the image in base64) is required')
-    data = uploads.decode_base64(body["data"], limits())
-    res = resources.get()
-    photo = uploads.register_upload(
-        res.session_factory,
-        res.storage,
-        res.publisher(),
-        data,
-        limits=limits(),
-        renditions_wanted=uploads.TASK_RENDITIONS,
-        square_only=True,
-        process=True,
-    )
+    data = base64_image(json_object())
+    photo = register(data, renditions_wanted=uploads.TASK_RENDITIONS, square_only=True, process=True)
     return jsonify(task_record(photo)), 201, {"Location": f"/tasks/{photo.uuid}"}
 
 

@@ -1,11 +1,13 @@
 """POST /photos: register a photo from its bytes (and, on request, queue it).
 
-Also what the upload endpoints share: reading the request's JSON object, the
-upload limits from the settings, and the status code of each upload error.
+Also what the upload endpoints share: reading the request's JSON object and
+the base64 image in it, the upload limits from the settings, registering the
+upload with this app's resources, and the status code of each upload error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -48,6 +50,30 @@ def json_object() -> dict[str, Any]:
     return payload
 
 
+def base64_image(body: dict[str, Any]) -> bytes:
+    """The image in the JSON body's ``data`` field."""
+    if "data" not in body:
+        raise BadRequest('"data" (the image in base64) is required')
+    return uploads.decode_base64(body["data"], limits())
+
+
+def register(
+    data: bytes, *, renditions_wanted: Sequence[str], process: bool, square_only: bool = False
+) -> Photo:
+    """:func:`photos.uploads.register_upload` with this app's resources and limits."""
+    res = resources.get()
+    return uploads.register_upload(
+        res.session_factory,
+        res.storage,
+        res.publisher(),
+        data,
+        limits=limits(),
+        renditions_wanted=renditions_wanted,
+        square_only=square_only,
+        process=process,
+    )
+
+
 def upload_record(photo: Photo) -> dict[str, Any]:
     return {
         **photo_record(photo),
@@ -88,9 +114,7 @@ def upload() -> tuple[Response, int, dict[str, str]]:
         options = {k: request.form.get(k) for k in ("process", "renditions") if k in request.form}
     elif request.is_json:
         body = json_object()
-        if "data" not in body:
-            raise BadRequest('"data" (the image in base64) is required')
-        data = uploads.decode_base64(body["data"], limits())
+        data = base64_image(body)
         options = {k: body[k] for k in ("process", "renditions") if k in body}
     else:
         raise UnsupportedMediaType(
@@ -99,14 +123,5 @@ def upload() -> tuple[Response, int, dict[str, str]]:
     if "process" in request.args:
         options["process"] = request.args["process"]
     wanted = _names(options["renditions"]) if "renditions" in options else [renditions.DEFAULT.name]
-    res = resources.get()
-    photo = uploads.register_upload(
-        res.session_factory,
-        res.storage,
-        res.publisher(),
-        data,
-        limits=limits(),
-        renditions_wanted=wanted,
-        process=_flag(options.get("process", False), "process"),
-    )
+    photo = register(data, renditions_wanted=wanted, process=_flag(options.get("process", False), "process"))
     return jsonify(upload_record(photo)), 201, {"Location": f"/photos/{photo.uuid}"}
