@@ -219,15 +219,26 @@ def test_the_queue_is_consumed_continuously(
     assert sizes == [(20, 20), (40, 40), (60, 60)]
 
 
-def test_a_non_square_target_stretches_the_image_to_exactly_that_size(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+@pytest.mark.parametrize(
+    ("image", "target"),
+    [((50, 50), (300, 120)), ((30, 20), (30, 40))],
+    # A target as wide as the image is still an upscale: it is sent to the upscaler.
+    ids=["non-square-target", "same-width-as-the-image"],
+)
+def test_the_image_posted_has_exactly_the_target_size(
+    queues: Queues,
+    servers: Any,
+    start_processor: StartProcessor,
+    image: tuple[int, int],
+    target: tuple[int, int],
 ) -> None:
     upscaler = servers(resizing_upscaler(TOKEN))
     image_service = servers(answering(200))
     start_processor(upscaler.url, image_service.url)
-    queues.publish(encode_request(png_bytes(50, 50), 300, 120))
+    queues.publish(encode_request(png_bytes(*image), *target))
     [posted] = wait_for(image_service.received, 15, what="the image")
-    assert decoded(posted.body).size == (300, 120)
+    assert decoded(posted.body).size == target
+    assert len(upscaler.received()) == 1
 
 
 def test_an_upscaler_failing_twice_with_503_is_retried_until_it_succeeds(
@@ -401,17 +412,6 @@ def test_a_message_that_cannot_be_carried_out_is_dead_lettered_at_once_without_c
     assert dead.headers["x-upscale-step"] == "message"
     assert dead.headers["x-upscale-reason"] == reason
     assert upscaler.received() == [] and image_service.received() == []
-
-
-def test_the_same_size_as_the_image_is_still_sent_to_the_upscaler(
-    queues: Queues, servers: Any, start_processor: StartProcessor
-) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
-    queues.publish(encode_request(png_bytes(30, 20), 30, 40))
-    [posted] = wait_for(image_service.received, 15, what="the image")
-    assert decoded(posted.body).size == (30, 40)
 
 
 # --- stopping --------------------------------------------------------------------
