@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from photos import pipeline
@@ -33,7 +33,7 @@ from photos.db import SessionFactory, is_unavailable, sqlalchemy_url, unit_of_wo
 from photos.models import Photo, PhotoStatus
 from photos.queue import PhotoMessage, Publisher, Topology
 from tests.support import images
-from tests.support.invariants import assert_settled
+from tests.support.invariants import Outcome, assert_settled
 from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
 from tests.support.proxy import TcpProxy
 from tests.support.services import Broker, Process, consumer
@@ -96,37 +96,69 @@ def events(process: Process, message: str, photo: uuid.UUID | None = None) -> li
     return found
 
 
+@dataclass
+class Rig:
+    """What the consumer tests here share: this test's settings, database,
+    queues, photo host and consumers, and the steps they take with them."""
+
+    settings: Settings
+    factory: SessionFactory
+    broker: Broker
+    host: PhotoHost
+    consumers: Consumers
+
+    def add(self, urls: list[str]) -> list[uuid.UUID]:
+        return pipeline.add_photos(self.factory, urls)
+
+    def queue(self, photos: list[uuid.UUID]) -> None:
+        publisher = Publisher(self.settings.amqp_uri, Topology(self.settings.queue_name))
+        try:
+            assert pipeline.queue_photos(self.factory, publisher, photos).queued == photos
+        finally:
+            publisher.close()
+
+    def status_of(self, photo: uuid.UUID) -> PhotoStatus:
+        with unit_of_work(self.factory) as session:
+            found = session.scalar(select(Photo.status).where(Photo.uuid == photo))
+            assert found is not None
+            return found
+
+    def completed_count(self, photos: list[uuid.UUID]) -> int:
+        """0 while the database refuses this test too (its backends being terminated)."""
+        try:
+            with unit_of_work(self.factory) as session:
+                return int(
+                    session.scalar(
+                        select(func.count()).where(
+                            Photo.uuid.in_(photos), Photo.status == PhotoStatus.completed
+                        )
+                    )
+                    or 0
+                )
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            return 0
+
+    def settle(
+        self, photos: list[uuid.UUID], consumers: list[Process], timeout: float = 60.0
+    ) -> dict[uuid.UUID, Outcome]:
+        """:func:`assert_settled` on this test's database, queues and thumbs."""
+        return assert_settled(
+            self.factory, self.broker, self.settings.thumbs_dir, photos, consumers=consumers, timeout=timeout
+        )
+
+
 @pytest.fixture
-def consumers(settings: Settings, broker: Broker, tmp_path: Path) -> Iterator[Consumers]:
+def rig(
+    settings: Settings, session_factory: SessionFactory, broker: Broker, photo_host: PhotoHost, tmp_path: Path
+) -> Iterator[Rig]:
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    running = Consumers(settings, log_dir)
-    yield running
-    running.stop()
-    print(running.logs())  # shown by pytest when the test failed
-
-
-def add(factory: SessionFactory, urls: list[str], renditions: list[str] | None = None) -> list[uuid.UUID]:
-    photos = pipeline.add_photos(factory, urls)
-    if renditions is not None:
-        with unit_of_work(factory) as session:
-            session.execute(update(Photo).where(Photo.uuid.in_(photos)).values(renditions=renditions))
-    return photos
-
-
-def queue(settings: Settings, factory: SessionFactory, photos: list[uuid.UUID]) -> None:
-    publisher = Publisher(settings.amqp_uri, Topology(settings.queue_name))
-    try:
-        assert pipeline.queue_photos(factory, publisher, photos).queued == photos
-    finally:
-        publisher.close()
-
-
-def status_of(factory: SessionFactory, photo: uuid.UUID) -> PhotoStatus:
-    with unit_of_work(factory) as session:
-        found = session.scalar(select(Photo.status).where(Photo.uuid == photo))
-        assert found is not None
-        return found
+    consumers = Consumers(settings, log_dir)
+    yield Rig(settings, session_factory, broker, photo_host, consumers)
+    consumers.stop()
+    print(consumers.logs())  # shown by pytest when the test failed
 
 
 class Gate:
@@ -161,23 +193,17 @@ class Served:
 # --- SIGKILL -----------------------------------------------------------------------
 
 
-def test_consumer_killed_mid_download(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_consumer_killed_mid_download(rig: Rig) -> None:
     gate = Gate(serve_bytes(JPEG), serve_bytes(JPEG))
-    [p] = add(session_factory, [photo_host.add("stalls.jpg", gate)])
-    first = consumers.start()
-    queue(settings, session_factory, [p])
+    [p] = rig.add([rig.host.add("stalls.jpg", gate)])
+    first = rig.consumers.start()
+    rig.queue([p])
     wait_for(lambda: gate.arrivals == 1, what="the download to start")
-    assert status_of(session_factory, p) == PhotoStatus.processing
+    assert rig.status_of(p) == PhotoStatus.processing
     first.kill()
     gate.opened.set()  # the host answers the dead consumer's request, to nobody
-    second = consumers.start()
-    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+    second = rig.consumers.start()
+    outcome = rig.settle([p], consumers=[second])[p]
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
     assert gate.arrivals == 2
     assert not events(first, "message done")
@@ -192,79 +218,61 @@ def huge_png() -> bytes:
     return images.encode(im, "PNG")
 
 
-def test_consumer_killed_mid_thumbnail(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_consumer_killed_mid_thumbnail(rig: Rig) -> None:
     served = Served(huge_png())
-    [p] = add(session_factory, [photo_host.add("huge.png", served)])
-    first = consumers.start()
-    queue(settings, session_factory, [p])
+    [p] = rig.add([rig.host.add("huge.png", served)])
+    first = rig.consumers.start()
+    rig.queue([p])
     assert served.done.wait(30)
     first.kill()
     # The download was over and nothing was committed: the kill landed in the image work.
-    assert status_of(session_factory, p) == PhotoStatus.processing
+    assert rig.status_of(p) == PhotoStatus.processing
     assert events(first, "photo claimed", p) and not events(first, "message done", p)
-    assert not list(settings.thumbs_dir.rglob("*.jpg"))
-    second = consumers.start()
-    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+    assert not list(rig.settings.thumbs_dir.rglob("*.jpg"))
+    second = rig.consumers.start()
+    outcome = rig.settle([p], consumers=[second])[p]
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
-    assert photo_host.requests == ["/huge.png", "/huge.png"]
+    assert rig.host.requests == ["/huge.png", "/huge.png"]
 
 
-def test_consumer_killed_between_commit_and_ack(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_consumer_killed_between_commit_and_ack(rig: Rig) -> None:
     """The first consumer reaches RabbitMQ through a proxy that, once the photo
     is claimed, drops what the consumer sends: its ack never arrives. It is
     killed when its commit is visible; RabbitMQ delivers the message again and
     the second consumer must find the photo done and do nothing more."""
     gate = Gate(serve_bytes(JPEG))
-    [p] = add(session_factory, [photo_host.add("p.jpg", gate)])
+    [p] = rig.add([rig.host.add("p.jpg", gate)])
     proxy = TcpProxy(("127.0.0.1", 5672)).start()
     try:
-        via_proxy = settings.with_(amqp_uri=settings.amqp_uri.replace(":5672/", f":{proxy.port}/"))
-        assert via_proxy.amqp_uri != settings.amqp_uri
-        first = consumers.start(via_proxy)
-        queue(settings, session_factory, [p])
+        via_proxy = rig.settings.with_(amqp_uri=rig.settings.amqp_uri.replace(":5672/", f":{proxy.port}/"))
+        assert via_proxy.amqp_uri != rig.settings.amqp_uri
+        first = rig.consumers.start(via_proxy)
+        rig.queue([p])
         wait_for(lambda: gate.arrivals == 1, what="the first consumer to claim the photo")
         proxy.blackhole_upstream()
         gate.opened.set()
-        wait_for(lambda: status_of(session_factory, p) == PhotoStatus.completed, what="the commit")
+        wait_for(lambda: rig.status_of(p) == PhotoStatus.completed, what="the commit")
         wait_for(lambda: events(first, "message done", p), what="the first consumer to try to ack")
         first.kill()
         assert proxy.dropped > 0  # the ack, lost
-        files_before = sorted(settings.thumbs_dir.rglob("*.jpg"))
+        files_before = sorted(rig.settings.thumbs_dir.rglob("*.jpg"))
         mtimes = [f.stat().st_mtime_ns for f in files_before]
-        second = consumers.start()
+        second = rig.consumers.start()
         wait_for(lambda: events(second, "message done", p), what="the redelivery")
         assert [e["outcome"] for e in events(second, "message done", p)] == ["already completed"]
-        outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[second])[p]
+        outcome = rig.settle([p], consumers=[second])[p]
     finally:
         proxy.stop()
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
-    assert photo_host.requests == ["/p.jpg"]
-    assert [f.stat().st_mtime_ns for f in sorted(settings.thumbs_dir.rglob("*.jpg"))] == mtimes
+    assert rig.host.requests == ["/p.jpg"]
+    assert [f.stat().st_mtime_ns for f in sorted(rig.settings.thumbs_dir.rglob("*.jpg"))] == mtimes
 
 
-def test_two_consumers_receiving_the_same_message(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_two_consumers_receiving_the_same_message(rig: Rig) -> None:
     gate = Gate(serve_bytes(JPEG))
-    [p] = add(session_factory, [photo_host.add("p.jpg", gate)])
-    started = [consumers.start(), consumers.start()]
-    publisher = Publisher(settings.amqp_uri, Topology(settings.queue_name))
+    [p] = rig.add([rig.host.add("p.jpg", gate)])
+    started = [rig.consumers.start(), rig.consumers.start()]
+    publisher = Publisher(rig.settings.amqp_uri, Topology(rig.settings.queue_name))
     try:
         publisher.publish([PhotoMessage(p), PhotoMessage(p)])
     finally:
@@ -273,35 +281,28 @@ def test_two_consumers_receiving_the_same_message(
     # The other has the second copy and finds the photo taken.
     wait_for(lambda: any(events(c, "message delayed", p) for c in started), what="the second copy to wait")
     gate.opened.set()
-    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=started)[p]
+    outcome = rig.settle([p], consumers=started)[p]
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
     assert gate.arrivals == 1
     done = sorted(e["outcome"] for c in started for e in events(c, "message done", p))
     assert done == ["already completed", "completed"]
 
 
-def test_a_photo_that_kills_every_consumer_fails_by_the_attempts_bound(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_a_photo_that_kills_every_consumer_fails_by_the_attempts_bound(rig: Rig) -> None:
     """Whichever consumer claims the photo dies (SIGKILL, while its download
     hangs); a new one replaces it. The photo must end failed with a reason,
     not loop for ever."""
-    settings = settings.with_(max_attempts=3)
-    consumers.settings = settings
-    [p] = add(session_factory, [photo_host.add("deadly.jpg", Gate())])
-    pool = [consumers.start(), consumers.start()]
-    queue(settings, session_factory, [p])
+    rig.settings = rig.consumers.settings = rig.settings.with_(max_attempts=3)
+    [p] = rig.add([rig.host.add("deadly.jpg", Gate())])
+    pool = [rig.consumers.start(), rig.consumers.start()]
+    rig.queue([p])
     kills = 0
-    while status_of(session_factory, p) != PhotoStatus.failed:
-        assert kills <= settings.max_attempts, consumers.logs()
+    while rig.status_of(p) != PhotoStatus.failed:
+        assert kills <= rig.settings.max_attempts, rig.consumers.logs()
         holder = wait_for(
             lambda: (
                 next((c for c in pool if c.alive() and events(c, "photo claimed", p)), None)  # noqa: B023
-                or (status_of(session_factory, p) == PhotoStatus.failed)
+                or (rig.status_of(p) == PhotoStatus.failed)
             ),
             timeout=30,
             what="a consumer to claim the photo",
@@ -309,34 +310,29 @@ def test_a_photo_that_kills_every_consumer_fails_by_the_attempts_bound(
         if isinstance(holder, Process):
             holder.kill()
             kills += 1
-            pool = [c for c in pool if c is not holder] + [consumers.start()]
-    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=pool)[p]
-    assert kills == settings.max_attempts
+            pool = [c for c in pool if c is not holder] + [rig.consumers.start()]
+    outcome = rig.settle([p], consumers=pool)[p]
+    assert kills == rig.settings.max_attempts
     assert outcome.reason == "gave up after 3 attempts: the consumer processing it stopped"
 
 
 def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered_and_fails_its_photo(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-    engine: Engine,
+    rig: Rig, engine: Engine
 ) -> None:
     """Each consumer dies holding the message before it could even claim the
     photo (the test holds the photo's row lock, so the claim waits; the
     consumer is SIGKILLed). RabbitMQ counts the returns and dead-letters the
     message past the queue's delivery limit; a consumer then fails the photo."""
-    [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
-    queue(settings, session_factory, [p])
-    dead_queue = broker.topology.dead_queue
+    [p] = rig.add([rig.host.add("p.jpg", serve_bytes(JPEG))])
+    rig.queue([p])
+    dead_queue = rig.broker.topology.dead_queue
     with engine.connect() as lock:
         lock.execute(text("SELECT 1 FROM photos WHERE uuid = :p FOR UPDATE"), {"p": p})
         waiting: set[int] = set()
         kills = 0
-        while broker.depth(dead_queue) == 0:
+        while rig.broker.depth(dead_queue) == 0:
             assert kills < 10, "the message was never dead-lettered"
-            process = consumers.start()
+            process = rig.consumers.start()
             new = wait_for(
                 lambda: lock_waiters(engine) - waiting,  # noqa: B023
                 what="the consumer's claim to wait on the lock",
@@ -344,19 +340,22 @@ def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered_
             waiting |= new
             process.kill()
             kills += 1
-            wait_for(lambda: broker.depth() + broker.depth(dead_queue) == 1, what="the message to come back")
-        last = consumers.start()
+            wait_for(
+                lambda: rig.broker.depth() + rig.broker.depth(dead_queue) == 1,
+                what="the message to come back",
+            )
+        last = rig.consumers.start()
         wait_for(
             lambda: lock_waiters(engine) - waiting, what="the dead letter's consumer to wait on the lock"
         )
         lock.rollback()
-    outcome = assert_settled(session_factory, broker, settings.thumbs_dir, [p], consumers=[last])[p]
+    outcome = rig.settle([p], consumers=[last])[p]
     assert outcome.status == PhotoStatus.failed
     assert outcome.reason == (
         f"every consumer that took this photo stopped before finishing (delivered {kills} times); "
         "the photo may crash the image code"
     )
-    assert photo_host.requests == []
+    assert rig.host.requests == []
 
 
 def lock_waiters(engine: Engine) -> set[int]:
@@ -392,65 +391,35 @@ def close_consumer_connections(queue_name: str) -> int:
     return len(mine)
 
 
-def completed_count(factory: SessionFactory, photos: list[uuid.UUID]) -> int:
-    try:
-        with unit_of_work(factory) as session:
-            return int(
-                session.scalar(
-                    select(func.count()).where(Photo.uuid.in_(photos), Photo.status == PhotoStatus.completed)
-                )
-                or 0
-            )
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
-            raise
-        return 0
-
-
-def test_all_consumer_connections_closed_while_500_photos_are_in_flight(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-) -> None:
+def test_all_consumer_connections_closed_while_500_photos_are_in_flight(rig: Rig) -> None:
     photo_bytes = images.jpeg(1024, 768)
-    photos = add(session_factory, [photo_host.add(f"{i}.jpg", serve_bytes(photo_bytes)) for i in range(500)])
-    started = [consumers.start(), consumers.start(), consumers.start()]
-    queue(settings, session_factory, photos)
+    photos = rig.add([rig.host.add(f"{i}.jpg", serve_bytes(photo_bytes)) for i in range(500)])
+    started = [rig.consumers.start(), rig.consumers.start(), rig.consumers.start()]
+    rig.queue(photos)
     for round_ in (1, 2):
         # Twice: once under way, and again as soon as every consumer is back.
-        wait_for(lambda: completed_count(session_factory, photos) >= 20, timeout=60)
+        wait_for(lambda: rig.completed_count(photos) >= 20, timeout=60)
         wait_for(lambda: all(len(events(c, "consuming")) == round_ for c in started), timeout=30)  # noqa: B023
-        assert completed_count(session_factory, photos) < 500, "the fault came too late to matter"
-        assert close_consumer_connections(settings.queue_name) == 3, (
+        assert rig.completed_count(photos) < 500, "the fault came too late to matter"
+        assert close_consumer_connections(rig.settings.queue_name) == 3, (
             "the consumers' connections were not found"
         )
-    outcome = assert_settled(
-        session_factory, broker, settings.thumbs_dir, photos, consumers=started, timeout=120
-    )
+    outcome = rig.settle(photos, consumers=started, timeout=120)
     assert {o.status for o in outcome.values()} == {PhotoStatus.completed}
     reconnects = sum(len(events(c, "broker connection lost")) for c in started)
     assert reconnects >= 6
 
 
-def test_postgres_backends_terminated_mid_transaction(
-    settings: Settings,
-    session_factory: SessionFactory,
-    broker: Broker,
-    photo_host: PhotoHost,
-    consumers: Consumers,
-    engine: Engine,
-) -> None:
+def test_postgres_backends_terminated_mid_transaction(rig: Rig, engine: Engine) -> None:
     """The consumers' database backends are terminated, over and over, while
     100 photos are processed: every few tens of milliseconds whatever they are
     doing, and for sure inside transactions: the test holds the row lock of
     ten photos for a while, so claims wait for it mid-transaction and are
     terminated there. Nothing may be lost, duplicated or failed, and the
     consumers keep running."""
-    photos = add(session_factory, [photo_host.add(f"{i}.jpg", serve_bytes(JPEG)) for i in range(100)])
-    queue(settings, session_factory, photos)
-    killer_engine = create_engine(sqlalchemy_url(settings.pg_uri), isolation_level="AUTOCOMMIT")
+    photos = rig.add([rig.host.add(f"{i}.jpg", serve_bytes(JPEG)) for i in range(100)])
+    rig.queue(photos)
+    killer_engine = create_engine(sqlalchemy_url(rig.settings.pg_uri), isolation_level="AUTOCOMMIT")
     stop = threading.Event()
     terminated = {"in_transaction": 0, "other": 0}
     spared: set[int] = set()
@@ -478,7 +447,7 @@ def test_postgres_backends_terminated_mid_transaction(
             spared.add(int(holder.execute(text("SELECT pg_backend_pid()")).scalar_one()))
             holder.execute(text("SELECT 1 FROM photos WHERE uuid = ANY(:p) FOR UPDATE"), {"p": photos[:10]})
             # Started now, the consumers find the locked photos first in the queue.
-            started = [consumers.start(), consumers.start()]
+            started = [rig.consumers.start(), rig.consumers.start()]
             killer.start()
             wait_for(
                 lambda: terminated["in_transaction"] >= 10,
@@ -487,16 +456,14 @@ def test_postgres_backends_terminated_mid_transaction(
             )
             holder.rollback()
         # The photos flow again, under the same fire.
-        wait_for(lambda: completed_count(session_factory, photos) >= 20, timeout=60)
+        wait_for(lambda: rig.completed_count(photos) >= 20, timeout=60)
     finally:
         stop.set()
         killer.join(10)
         killer_engine.dispose()
-    assert completed_count(session_factory, photos) < len(photos), "the fault came too late to matter"
+    assert rig.completed_count(photos) < len(photos), "the fault came too late to matter"
     assert all(c.alive() for c in started), "a consumer died of a database fault"
-    outcome = assert_settled(
-        session_factory, broker, settings.thumbs_dir, photos, consumers=started, timeout=120
-    )
+    outcome = rig.settle(photos, consumers=started, timeout=120)
     assert {o.status for o in outcome.values()} == {PhotoStatus.completed}, {
         u: o.reason for u, o in outcome.items() if o.status != PhotoStatus.completed
     }
@@ -533,7 +500,7 @@ def make_app(settings: Settings) -> Iterator[Any]:
 def test_broker_down_answers_503_and_the_photos_can_be_queued_later(
     settings: Settings, session_factory: SessionFactory, broker: Broker, make_app: Any
 ) -> None:
-    photos = add(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
+    photos = pipeline.add_photos(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
     down = make_app(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F").test_client()
     started = time.monotonic()
     response = down.post("/photos/process", json=[str(u) for u in photos])
@@ -566,7 +533,7 @@ def test_database_down_answers_503_json(make_app: Any) -> None:
 def test_a_dropped_database_connection_never_reaches_a_request(
     settings: Settings, session_factory: SessionFactory, make_app: Any, engine: Engine
 ) -> None:
-    add(session_factory, ["http://127.0.0.1/a.jpg"])
+    pipeline.add_photos(session_factory, ["http://127.0.0.1/a.jpg"])
     client = make_app().test_client()
     assert client.get("/photos/pending").status_code == 200
     with engine.connect() as connection:
