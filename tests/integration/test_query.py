@@ -32,6 +32,7 @@ from photos.rpc import DIRECT_REPLY_TO, QueryClient, QueryRequest
 from tests.support import images
 from tests.support.services import Broker
 from tests.support.wait import wait_for
+from tests.support.worker_threads import WorkerThreads
 from web import create_app
 
 StartConsumer = Callable[[Settings], Worker]
@@ -49,22 +50,18 @@ def query_consumers(broker: Broker) -> int:
 @pytest.fixture
 def start_consumer(broker: Broker) -> Iterator[StartConsumer]:
     """Runs the consumer's worker on a thread until the test ends."""
-    running: list[tuple[Worker, threading.Thread]] = []
+    threads = WorkerThreads()
 
     def start(settings: Settings) -> Worker:
-        worker = build_worker(settings)
-        thread = threading.Thread(target=worker.run, daemon=True)
         before = query_consumers(broker)
-        thread.start()
-        running.append((worker, thread))
-        wait_for(lambda: query_consumers(broker) > before, 15, what="the consumer to subscribe to queries")
-        return worker
+        return threads.start(
+            build_worker(settings),
+            ready=lambda: query_consumers(broker) > before,
+            what="the consumer to subscribe to queries",
+        )
 
     yield start
-    for worker, thread in running:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive(), "the consumer did not stop"
+    threads.stop_all()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from tests.support.http_stub import (
 )
 from tests.support.services import AMQP_URI
 from tests.support.wait import wait_for
+from tests.support.worker_threads import WorkerThreads
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 
@@ -132,22 +133,18 @@ StartProcessor = Callable[..., UpscalingWorker]
 
 @pytest.fixture
 def start_processor(upscale_settings: UpscalingSettings, queues: Queues) -> Iterator[StartProcessor]:
-    running: list[tuple[UpscalingWorker, threading.Thread]] = []
+    threads = WorkerThreads()
 
     def start(upscaler: str, image_service: str, **changes: object) -> UpscalingWorker:
         settings = upscale_settings.with_(upscaler_url=upscaler, image_service_url=image_service, **changes)
-        worker = build_upscaling_worker(settings)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        running.append((worker, thread))
-        wait_for(lambda: queues.consumers() == 1, 15, what="the processor to consume")
-        return worker
+        return threads.start(
+            build_upscaling_worker(settings),
+            ready=lambda: queues.consumers() == 1,
+            what="the processor to consume",
+        )
 
     yield start
-    for worker, thread in running:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive(), "the processor did not stop"
+    threads.stop_all()
 
 
 def received(server: StubServer, count: int) -> Callable[[], bool]:
