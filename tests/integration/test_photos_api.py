@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from photos import pipeline
 from photos.db import SessionFactory, unit_of_work
 from photos.models import Photo, PhotoStatus
-from photos.queue import PhotoMessage
 from tests.support.services import Broker
+from tests.support.uploads import drain
 
 
 def add(factory: SessionFactory, n: int, status: PhotoStatus = PhotoStatus.pending) -> list[uuid.UUID]:
@@ -22,16 +22,6 @@ def add(factory: SessionFactory, n: int, status: PhotoStatus = PhotoStatus.pendi
             for photo in session.query(Photo).filter(Photo.uuid.in_(ids)):
                 photo.status = status
     return ids
-
-
-def drain(broker: Broker) -> list[PhotoMessage]:
-    messages: list[PhotoMessage] = []
-    with broker.channel() as channel:
-        while True:
-            method, _props, body = channel.basic_get(broker.topology.queue, auto_ack=True)
-            if method is None:
-                return messages
-            messages.append(PhotoMessage.decode(body))
 
 
 def test_pending_lists_only_pending_photos_as_records(
