@@ -185,23 +185,28 @@ def test_an_image_over_the_pixel_limit_is_a_413(make_client: AppClients) -> None
     assert "100x100" in response.get_json()["error"]
 
 
-def test_a_broker_that_is_down_is_a_503_and_the_upload_is_withdrawn(
-    make_client: AppClients, settings: Settings, session_factory: SessionFactory
+@pytest.mark.parametrize(
+    ("down", "error"),
+    [
+        ({"amqp_uri": "amqp://guest:guest@127.0.0.1:1/%2F"}, "nothing was queued"),
+        ({"pg_uri": "postgresql://postgres@127.0.0.1:1/photos"}, "the database is unavailable"),
+    ],
+    ids=["broker", "database"],
+)
+def test_a_broker_or_database_that_is_down_is_a_503_and_nothing_stays(
+    make_client: AppClients,
+    settings: Settings,
+    session_factory: SessionFactory,
+    broker: Broker,
+    down: dict[str, str],
+    error: str,
 ) -> None:
-    client = make_client(amqp_uri="amqp://guest:guest@127.0.0.1:1/%2F")
+    """With the broker down the upload is withdrawn; with the database down no file stays."""
+    client = make_client(**down)
     response = client.post("/tasks", json={"data": b64(images.png(40, 40))})
     assert response.status_code == 503
-    assert "nothing was queued" in response.get_json()["error"]
+    assert error in response.get_json()["error"]
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
-
-
-def test_a_database_that_is_down_is_a_503_and_no_file_stays(
-    make_client: AppClients, settings: Settings, broker: Broker
-) -> None:
-    client = make_client(pg_uri="postgresql://postgres@127.0.0.1:1/photos")
-    response = client.post("/tasks", json={"data": b64(images.png(40, 40))})
-    assert response.status_code == 503
     assert files_under(settings.thumbs_dir) == []
     assert broker.depth() == 0
 
