@@ -24,6 +24,7 @@ from photos.upscaling import encode_request
 from tests.support import images
 from tests.support.http_stub import (
     Request,
+    Responder,
     StubServer,
     answering,
     closed_port_url,
@@ -147,6 +148,25 @@ def start_processor(upscale_settings: UpscalingSettings, queues: Queues) -> Iter
     threads.stop_all()
 
 
+StartBetween = Callable[..., tuple[StubServer, StubServer]]
+
+
+@pytest.fixture
+def start_between(servers: Any, start_processor: StartProcessor) -> StartBetween:
+    """Starts an upscaler and an image service that answer as given (by default
+    as the real ones do), then the processor between them; returns the two."""
+
+    def start(
+        upscaler: Responder | None = None, image_service: Responder | None = None, **changes: object
+    ) -> tuple[StubServer, StubServer]:
+        upscaler_server = servers(upscaler or resizing_upscaler(TOKEN))
+        image_service_server = servers(image_service or answering(200))
+        start_processor(upscaler_server.url, image_service_server.url, **changes)
+        return upscaler_server, image_service_server
+
+    return start
+
+
 def received(server: StubServer, count: int) -> Callable[[], bool]:
     return lambda: len(server.received()) >= count
 
@@ -176,11 +196,9 @@ def upscaler_answers(server: StubServer) -> list[bytes]:
 
 
 def test_an_image_is_upscaled_and_its_exact_bytes_posted_to_the_image_service(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between()
     original = png_bytes(40, 30)
 
     queues.publish(encode_request(original, 160, 120))
@@ -201,12 +219,8 @@ def test_an_image_is_upscaled_and_its_exact_bytes_posted_to_the_image_service(
     assert queues.depth(queues.topology.dead_queue) == 0
 
 
-def test_the_queue_is_consumed_continuously(
-    queues: Queues, servers: Any, start_processor: StartProcessor
-) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+def test_the_queue_is_consumed_continuously(queues: Queues, start_between: StartBetween) -> None:
+    _, image_service = start_between()
     for n in range(1, 4):
         # Each message after the queue has been empty for a while.
         wait_for(lambda: queues.depth(queues.topology.queue) == 0, 5)
@@ -224,14 +238,11 @@ def test_the_queue_is_consumed_continuously(
 )
 def test_the_image_posted_has_exactly_the_target_size(
     queues: Queues,
-    servers: Any,
-    start_processor: StartProcessor,
+    start_between: StartBetween,
     image: tuple[int, int],
     target: tuple[int, int],
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between()
     queues.publish(encode_request(png_bytes(*image), *target))
     [posted] = wait_for(image_service.received, 15, what="the image")
     assert decoded(posted.body).size == target
@@ -239,11 +250,9 @@ def test_the_image_posted_has_exactly_the_target_size(
 
 
 def test_an_upscaler_failing_twice_with_503_is_retried_until_it_succeeds(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
-    upscaler = servers(failing_first(2, resizing_upscaler(TOKEN), status=503))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between(failing_first(2, resizing_upscaler(TOKEN), status=503))
     queues.publish(encode_request(png_bytes(20, 20), 64, 64))
     [posted] = wait_for(image_service.received, 15, what="the image")
     assert len(upscaler.received()) == 3
@@ -252,11 +261,9 @@ def test_an_upscaler_failing_twice_with_503_is_retried_until_it_succeeds(
 
 
 def test_an_image_service_failing_once_gets_the_same_bytes_again_without_a_second_upscale(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(failing_first(1, answering(200), status=500))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between(image_service=failing_first(1, answering(200), status=500))
     queues.publish(encode_request(png_bytes(20, 20), 64, 64))
     wait_for(received(image_service, 2), 15, what="the second post")
     first, second = image_service.received()
@@ -289,13 +296,11 @@ def test_an_upscaler_that_is_down_dead_letters_the_message_after_bounded_attempt
 
 
 def test_an_upscaler_that_does_not_answer_in_time_is_retried_then_dead_lettered(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
     release = threading.Event()
-    upscaler = servers(hanging(release))
-    image_service = servers(answering(200))
     try:
-        start_processor(upscaler.url, image_service.url, upscaler_timeout=0.5, max_attempts=2)
+        upscaler, _ = start_between(hanging(release), upscaler_timeout=0.5, max_attempts=2)
         queues.publish(encode_request(png_bytes(20, 20), 64, 64))
         [dead] = queues.dead_letters(1)
     finally:
@@ -335,11 +340,9 @@ def test_an_upscaler_refusing_the_request_dead_letters_it_at_once(
     ],
 )
 def test_an_upscaler_answering_something_that_is_not_a_png_dead_letters_at_once(
-    queues: Queues, servers: Any, start_processor: StartProcessor, answer: bytes, reason: str
+    queues: Queues, start_between: StartBetween, answer: bytes, reason: str
 ) -> None:
-    upscaler = servers(answering(200, answer))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+    _, image_service = start_between(answering(200, answer))
     queues.publish(encode_request(png_bytes(20, 20), 64, 64))
     [dead] = queues.dead_letters(1)
     assert (dead.headers["x-upscale-step"], dead.headers["x-upscale-reason"]) == ("upscaler", reason)
@@ -347,11 +350,9 @@ def test_an_upscaler_answering_something_that_is_not_a_png_dead_letters_at_once(
 
 
 def test_an_image_service_refusing_the_image_dead_letters_it_at_once(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(422, b"unsupported"))
-    start_processor(upscaler.url, image_service.url)
+    _, image_service = start_between(image_service=answering(422, b"unsupported"))
     queues.publish(encode_request(png_bytes(20, 20), 64, 64))
     [dead] = queues.dead_letters(1)
     assert dead.headers["x-upscale-step"] == "image-service"
@@ -360,11 +361,9 @@ def test_an_image_service_refusing_the_image_dead_letters_it_at_once(
 
 
 def test_an_image_service_that_keeps_failing_dead_letters_after_bounded_attempts(
-    queues: Queues, servers: Any, start_processor: StartProcessor
+    queues: Queues, start_between: StartBetween
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(502))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between(image_service=answering(502))
     queues.publish(encode_request(png_bytes(20, 20), 64, 64))
     [dead] = queues.dead_letters(1)
     assert dead.headers["x-upscale-reason"] == "gave up after 3 attempts: the image service answered HTTP 502"
@@ -398,11 +397,9 @@ def test_an_image_service_that_keeps_failing_dead_letters_after_bounded_attempts
     ids=["smaller", "smaller-in-one-dimension", "invalid-base64", "not-a-png", "missing-fields", "not-json"],
 )
 def test_a_message_that_cannot_be_carried_out_is_dead_lettered_at_once_without_calling_anyone(
-    queues: Queues, servers: Any, start_processor: StartProcessor, body: bytes, reason: str
+    queues: Queues, start_between: StartBetween, body: bytes, reason: str
 ) -> None:
-    upscaler = servers(resizing_upscaler(TOKEN))
-    image_service = servers(answering(200))
-    start_processor(upscaler.url, image_service.url)
+    upscaler, image_service = start_between()
     queues.publish(body)
     [dead] = queues.dead_letters(1)
     assert dead.body == body
