@@ -337,8 +337,8 @@ class _LeaseKeeper:
 
 def _once_more_if_dropped(action: Callable[[], T]) -> T:
     """``action``, run again at once if it failed on a database connection that
-    had been dropped (the pool has replaced it since): the consumer's engine does
-    not test connections before using them."""
+    was dropped after the pool had checked it (its backend terminated
+    mid-transaction): the pool has replaced it since, so no backoff is needed."""
     try:
         return action()
     except Exception as exc:
@@ -378,7 +378,7 @@ def _nack(delivery: _Delivery) -> None:
 
 def build_worker(settings: Settings) -> Worker:
     """Wire the real adapters together: the one place that does."""
-    engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1, pre_ping=False)
+    engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1)
     policy = fetch.FetchPolicy(
         allowed_hosts=settings.allowed_fetch_hosts,
         max_bytes=settings.fetch_max_bytes,
