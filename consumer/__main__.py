@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 
 from consumer.worker import build_worker
 from photos import logs
@@ -20,6 +22,11 @@ def main() -> None:
     worker = build_worker(settings)
     worker.install_signal_handlers()
     worker.run()
+    if worker.abandoned:
+        # A photo's work outlived the grace: it was given back and its message
+        # returned, so its thread is not waited for (the interpreter would join it).
+        logging.shutdown()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ retry is handed back to the main thread with ``add_callback_threadsafe``.
 At most ``prefetch`` messages are in flight (1 by default).
 
 It reconnects when RabbitMQ goes away, waits out database outages while holding
-the message, and on SIGTERM stops taking messages, lets the one in hand finish
-(up to ``grace`` seconds) and closes; anything unfinished goes back to the queue.
+the message, and on SIGTERM stops taking messages, lets the one in hand finish (up to
+``STOP_GRACE_SECONDS``) and closes. A photo still unfinished then is given back
+(pending again, so the redelivered message is taken over at once) and its
+message returns to the queue; ``abandoned`` tells the caller not to wait for
+that work.
 """
 
 from __future__ import annotations
@@ -60,13 +63,11 @@ class Worker:
         self,
         settings: Settings,
         processor: Processor,
-        *,
-        grace: float = 30.0,
     ) -> None:
         self.settings = settings
         self.processor = processor
         self.topology = Topology(settings.queue_name)
-        self.grace = grace
+        self.abandoned = False
         self._stop = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self._inflight = 0
@@ -95,7 +96,8 @@ class Worker:
         if removed:
             log.info("removed partial files of dead writers", extra={"count": removed})
         backoff = 0.5
-        with ThreadPoolExecutor(self.settings.prefetch, thread_name_prefix="photo") as pool:
+        pool = ThreadPoolExecutor(self.settings.prefetch, thread_name_prefix="photo")
+        try:
             while not self._stop.is_set():
                 try:
                     self._consume(pool)
@@ -106,9 +108,13 @@ class Worker:
                     backoff = min(MAX_BACKOFF, backoff * 2)
                 finally:
                     self._close()
-        self._query_pool.shutdown()
-        self._leases.close()
-        log.info("consumer stopped")
+        finally:
+            # Work abandoned after the grace is not waited for: its photo was
+            # given back and its message returned when the connection closed.
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+            self._query_pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+            self._leases.close()
+        log.info("consumer stopped", extra={"abandoned": self.abandoned})
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
         params = pika.URLParameters(self.settings.amqp_uri)
@@ -141,10 +147,20 @@ class Worker:
         channel.basic_cancel(work_tag)
         channel.basic_cancel(dead_tag)
         channel.basic_cancel(query_tag)
-        deadline = time.monotonic() + self.grace
+        deadline = time.monotonic() + self.settings.stop_grace_seconds
         while self._busy() and time.monotonic() < deadline:
             _pump(connection, 0.1)
         if self._busy():
+            self.abandoned = True
+            for photo in self._leases.held():
+                try:
+                    given_back = self.processor.give_back(photo)
+                except Exception as exc:  # its lease then runs out instead
+                    log.warning(
+                        "could not give the photo back", extra={"photo": str(photo), "error": repr(exc)}
+                    )
+                else:
+                    log.info("photo given back", extra={"photo": str(photo), "given_back": given_back})
             log.warning("stopping with a message in hand; it returns to the queue")
         else:
             _pump(connection, 0)  # the last settlements handed over
@@ -318,6 +334,10 @@ class _LeaseKeeper:
                 self._held[photo] -= 1
                 if not self._held[photo]:
                     del self._held[photo]
+
+    def held(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._held)
 
     def close(self) -> None:
         self._closed.set()

@@ -71,6 +71,8 @@ class Settings:
     retry_base_delay: float = 1.0
     lease_seconds: float = 60.0
     prefetch: int = 1
+    # How long a stopping consumer lets the photo in hand finish.
+    stop_grace_seconds: float = 30.0
     # Web
     max_content_length: int = 32 * 1024 * 1024
     # POST /query: how long the web app waits for a consumer's reply, and the
@@ -100,6 +102,7 @@ class Settings:
             retry_base_delay=_float(env, "RETRY_BASE_DELAY", 1.0),
             lease_seconds=_float(env, "LEASE_SECONDS", 60.0),
             prefetch=_int(env, "CONSUMER_PREFETCH", 1, minimum=1),
+            stop_grace_seconds=_float(env, "STOP_GRACE_SECONDS", 30.0),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 32 * 1024 * 1024, minimum=1),
             query_timeout=_float(env, "QUERY_TIMEOUT", 10.0),
             query_max_bytes=_int(env, "QUERY_MAX_BYTES", 10 * 1024 * 1024, minimum=1),

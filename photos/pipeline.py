@@ -284,6 +284,23 @@ class Processor:
             )
             return renewed.first() is not None
 
+    def give_back(self, photo: uuid.UUID) -> bool:
+        """Release a photo this processor holds but will not finish (its
+        consumer is stopping): pending again at once, so the redelivered
+        message is taken over without waiting out the lease. The attempt still
+        counts. Whatever the abandoned work does later finds the lease gone and
+        writes nothing."""
+        with transaction(self.factory) as connection:
+            released = connection.execute(
+                _RELEASE.returning(_p.uuid),
+                {
+                    "photo": photo,
+                    "owner": self.owner,
+                    "reason": "the consumer processing it was stopped before finishing; it will be tried again",
+                },
+            )
+            return released.first() is not None
+
     def complete(
         self, photo: uuid.UUID, rows: list[dict[str, object]], files: Sequence[Staged] = ()
     ) -> Outcome:

@@ -12,6 +12,7 @@ connection name the consumer gives RabbitMQ, and by this test's database).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -266,6 +267,49 @@ def test_consumer_killed_between_commit_and_ack(rig: Rig) -> None:
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
     assert rig.host.requests == ["/p.jpg"]
     assert [f.stat().st_mtime_ns for f in sorted(rig.settings.thumbs_dir.rglob("*.jpg"))] == mtimes
+
+
+def test_sigterm_lets_the_photo_in_hand_finish(rig: Rig) -> None:
+    gate = Gate(serve_bytes(JPEG))
+    [p] = rig.add([rig.host.add("p.jpg", gate)])
+    running = rig.consumers.start()
+    rig.queue([p])
+    wait_for(lambda: gate.arrivals == 1, what="the download to start")
+    assert running.popen is not None
+    running.popen.send_signal(signal.SIGTERM)
+    wait_for(lambda: events(running, "stop requested"), what="the consumer to take the signal")
+    assert rig.status_of(p) == PhotoStatus.processing
+    gate.opened.set()
+    assert running.popen.wait(30) == 0
+    assert [e["outcome"] for e in events(running, "message done", p)] == ["completed"]
+    assert events(running, "consumer stopped")[0]["abandoned"] is False
+    outcome = rig.settle([p], consumers=[])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
+
+
+def test_sigterm_gives_back_a_photo_that_cannot_finish_within_the_grace(rig: Rig) -> None:
+    """The download hangs past STOP_GRACE_SECONDS: the consumer gives the photo
+    back (pending), exits without waiting for the download (whose own deadline
+    is a minute away), and the next consumer takes it over at once, not after
+    the lease."""
+    gate = Gate()
+    [p] = rig.add([rig.host.add("hangs.jpg", gate)])
+    first = rig.consumers.start(STOP_GRACE_SECONDS="1", FETCH_TOTAL_TIMEOUT="60")
+    rig.queue([p])
+    wait_for(lambda: gate.arrivals == 1, what="the download to start")
+    signalled = time.monotonic()
+    assert first.terminate(timeout=30) == 0
+    assert time.monotonic() - signalled < 10, "the consumer waited for the hanging download"
+    assert [e["given_back"] for e in events(first, "photo given back", p)] == [True]
+    assert events(first, "consumer stopped")[0]["abandoned"] is True
+    assert rig.status_of(p) == PhotoStatus.pending
+    assert rig.broker.depth() == 1, "the message did not return to the queue"
+    second = rig.consumers.start()
+    wait_for(lambda: gate.arrivals == 2, what="the next consumer to download the photo")
+    gate.opened.set()
+    outcome = rig.settle([p], consumers=[second])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
+    assert not events(second, "message delayed", p), "the photo waited out the stopped consumer's lease"
 
 
 def test_two_consumers_receiving_the_same_message(rig: Rig) -> None:
