@@ -335,9 +335,13 @@ class Processor:
             failed = connection.execute(
                 _FAIL_HELD, {"photo": photo, "owner": self.owner, "reason": reason[:2000]}
             ).first()
-            if failed is not None:
-                # Files an attempt published before dying without committing.
-                self.storage.remove_renditions(photo, failed.renditions)
+            if failed is None:
+                # Our lease ran out (or the photo was given back): whoever has
+                # the photo now decides its outcome.
+                log.warning("lease lost before failing", extra={"photo": str(photo), "reason": reason})
+                return Done("lease lost")
+            # Files an attempt published before dying without committing.
+            self.storage.remove_renditions(photo, failed.renditions)
         log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
         return Done("failed")
 

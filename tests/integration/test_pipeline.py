@@ -330,6 +330,26 @@ def test_a_consumer_whose_lease_was_taken_over_writes_nothing_when_it_wakes(
     assert images.decode(thumb.read_bytes()).size == (160, 320)
 
 
+def test_a_consumer_whose_lease_was_taken_over_cannot_fail_a_completed_photo(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+) -> None:
+    gate = Gate(status(404))
+    [p] = add(session_factory, [photo_host.add("w.jpg", gate)])
+    stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(stalled.handle(PhotoMessage(p))))
+    thread.start()
+    gate.wait_arrived()
+    expire_lease(session_factory, p)
+    photo_host.add("w.jpg", serve_bytes(JPEG))
+    assert successor.handle(PhotoMessage(p)) == Done("completed")
+    gate.opened.set()  # the stalled download now gets a 404: a permanent failure, too late
+    thread.join(10)
+    assert results == [Done("lease lost")]
+    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
+    assert (outcome.status, outcome.reason) == (PhotoStatus.completed, None)
+
+
 def test_a_consumer_whose_lease_was_taken_over_leaves_no_file_for_a_failed_photo(
     settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
 ) -> None:
