@@ -32,3 +32,6 @@ def configure(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # Python warnings (Pillow's about corrupt EXIF, say) as JSON lines too,
+    # not bare text in the middle of the log.
+    logging.captureWarnings(True)
