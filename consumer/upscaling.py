@@ -19,13 +19,10 @@ closes; whatever is unfinished is redelivered.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 import pika
 import requests
@@ -33,6 +30,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 from pika.spec import Basic, BasicProperties
 
+from consumer.loop import ConsumeLoop
 from photos.config import UpscalingSettings
 from photos.queue import UpscaleTopology
 from photos.retry import Interrupted, RetryPolicy
@@ -40,55 +38,26 @@ from photos.upscaling import Delivered, HttpImageService, HttpUpscaler, Rejected
 
 log = logging.getLogger("upscaler")
 
-MAX_BACKOFF = 15.0
 
-
-class UpscalingWorker:
+class UpscalingWorker(ConsumeLoop):
     def __init__(
         self, settings: UpscalingSettings, processor: UpscaleProcessor, *, grace: float = 10.0
     ) -> None:
+        super().__init__(log)
         self.settings = settings
         self.processor = processor
         self.topology = UpscaleTopology(settings.queue_name)
         self.grace = grace
-        self._stop = threading.Event()
-        self._connection: pika.BlockingConnection | None = None
         self._working: threading.Thread | None = None
-
-    def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-            self._stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run(self) -> None:
         """Consume until stopped, reconnecting with backoff when the broker goes away."""
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self._consume()
-                backoff = 0.5
-            except AMQPError as exc:
-                log.warning("broker connection lost", extra={"error": repr(exc), "retry_in": backoff})
-                self._stop.wait(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
-            finally:
-                self._close()
+        self._reconnecting(self._consume)
         log.info("upscaler stopped")
 
     def _consume(self) -> None:
         self._finish_work_in_hand()
-        params = pika.URLParameters(self.settings.amqp_uri)
-        params.heartbeat = 30
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        connection = pika.BlockingConnection(params)
-        self._connection = connection
+        connection = self._connect(self.settings.amqp_uri, f"upscaler {self.topology.queue}")
         channel = connection.channel()
         channel.confirm_delivery()
         self.topology.declare(channel)
@@ -115,12 +84,6 @@ class UpscalingWorker:
 
     def _busy(self) -> bool:
         return self._working is not None and self._working.is_alive()
-
-    def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
 
     def _on_message(
         self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import signal
 import threading
 import time
 import uuid
@@ -28,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from types import FrameType
 from typing import TypeVar
 
 import pika
@@ -36,6 +33,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError
 from pika.spec import Basic, BasicProperties
 
+from consumer.loop import MAX_BACKOFF, ConsumeLoop
 from consumer.query import reply_to_query
 from photos import db, fetch
 from photos.config import Settings
@@ -46,7 +44,6 @@ from photos.storage import Storage
 
 log = logging.getLogger("consumer")
 
-MAX_BACKOFF = 15.0
 T = TypeVar("T")
 
 
@@ -58,18 +55,17 @@ class _Delivery:
     properties: BasicProperties
 
 
-class Worker:
+class Worker(ConsumeLoop):
     def __init__(
         self,
         settings: Settings,
         processor: Processor,
     ) -> None:
+        super().__init__(log)
         self.settings = settings
         self.processor = processor
         self.topology = Topology(settings.queue_name)
         self.abandoned = False
-        self._stop = threading.Event()
-        self._connection: pika.BlockingConnection | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         # Queries have their own threads: someone is waiting for each answer,
@@ -79,35 +75,14 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------
 
-    def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-            self._stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-    def stop(self) -> None:
-        self._stop.set()
-
     def run(self) -> None:
         """Consume until stopped, reconnecting with backoff when the broker goes away."""
         removed = self.processor.storage.sweep_partials()
         if removed:
             log.info("removed partial files of dead writers", extra={"count": removed})
-        backoff = 0.5
         pool = ThreadPoolExecutor(self.settings.prefetch, thread_name_prefix="photo")
         try:
-            while not self._stop.is_set():
-                try:
-                    self._consume(pool)
-                    backoff = 0.5
-                except AMQPError as exc:
-                    log.warning("broker connection lost", extra={"error": repr(exc), "retry_in": backoff})
-                    self._stop.wait(backoff)
-                    backoff = min(MAX_BACKOFF, backoff * 2)
-                finally:
-                    self._close()
+            self._reconnecting(lambda: self._consume(pool))
         finally:
             # Work abandoned after the grace is not waited for: its photo was
             # given back and its message returned when the connection closed.
@@ -117,14 +92,7 @@ class Worker:
         log.info("consumer stopped", extra={"abandoned": self.abandoned})
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
-        params = pika.URLParameters(self.settings.amqp_uri)
-        params.heartbeat = 30
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        # Names the connection in the management console and rabbitmqctl.
-        params.client_properties = {"connection_name": f"consumer {self.topology.queue} pid {os.getpid()}"}
-        connection = pika.BlockingConnection(params)
-        self._connection = connection
+        connection = self._connect(self.settings.amqp_uri, f"consumer {self.topology.queue}")
         channel = connection.channel()
         channel.confirm_delivery()
         self.topology.declare(channel)
@@ -164,12 +132,6 @@ class Worker:
             log.warning("stopping with a message in hand; it returns to the queue")
         else:
             _pump(connection, 0)  # the last settlements handed over
-
-    def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
 
     def _busy(self) -> bool:
         with self._inflight_lock:
@@ -399,6 +361,12 @@ def _nack(delivery: _Delivery) -> None:
 def build_worker(settings: Settings) -> Worker:
     """Wire the real adapters together: the one place that does."""
     engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1)
+    return Worker(settings, build_processor(settings, db.make_session_factory(engine)))
+
+
+def build_processor(settings: Settings, factory: db.SessionFactory) -> Processor:
+    """The processor of ``settings`` on ``factory``'s database (tests give
+    their own factory)."""
     policy = fetch.FetchPolicy(
         allowed_hosts=settings.allowed_fetch_hosts,
         max_bytes=settings.fetch_max_bytes,
@@ -406,8 +374,8 @@ def build_worker(settings: Settings) -> Worker:
         total_timeout=settings.fetch_total_timeout,
         max_redirects=settings.fetch_max_redirects,
     )
-    processor = Processor(
-        factory=db.make_session_factory(engine),
+    return Processor(
+        factory=factory,
         storage=Storage(settings.thumbs_dir),
         fetcher=lambda url: fetch.fetch(url, policy),
         lease_seconds=settings.lease_seconds,
@@ -415,4 +383,3 @@ def build_worker(settings: Settings) -> Worker:
         max_pixels=settings.max_image_pixels,
         retry_base_delay=settings.retry_base_delay,
     )
-    return Worker(settings, processor)

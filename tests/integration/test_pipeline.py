@@ -21,8 +21,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, update
 
-from consumer.worker import Worker, build_worker
-from photos import fetch, pipeline
+from consumer.worker import Worker, build_processor, build_worker
+from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.models import Photo, PhotoStatus
@@ -89,19 +89,7 @@ def queue(settings: Settings, factory: SessionFactory, photos: list[uuid.UUID]) 
 
 
 def processor(settings: Settings, factory: SessionFactory, **changes: object) -> Processor:
-    settings = settings.with_(**changes)
-    policy = fetch.FetchPolicy(
-        allowed_hosts=settings.allowed_fetch_hosts, total_timeout=settings.fetch_total_timeout
-    )
-    return Processor(
-        factory=factory,
-        storage=Storage(settings.thumbs_dir),
-        fetcher=lambda url: fetch.fetch(url, policy),
-        lease_seconds=settings.lease_seconds,
-        max_attempts=settings.max_attempts,
-        max_pixels=settings.max_image_pixels,
-        retry_base_delay=settings.retry_base_delay,
-    )
+    return build_processor(settings.with_(**changes), factory)
 
 
 def photo(factory: SessionFactory, photo_uuid: uuid.UUID) -> Photo:
