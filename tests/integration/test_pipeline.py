@@ -293,13 +293,36 @@ def expire_lease(factory: SessionFactory, photo_uuid: uuid.UUID) -> None:
         )
 
 
-def test_a_consumer_whose_lease_was_taken_over_writes_nothing_when_it_wakes(
-    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
+@pytest.mark.parametrize(
+    ("stalled_gets", "successor_gets", "successor_outcome", "final_status", "final_reason"),
+    [
+        (serve_bytes(JPEG), serve_bytes(images.jpeg(300, 600)), "completed", PhotoStatus.completed, None),
+        (status(404), serve_bytes(images.jpeg(300, 600)), "completed", PhotoStatus.completed, None),
+        (
+            serve_bytes(JPEG),
+            status(404),
+            "failed",
+            PhotoStatus.failed,
+            "the photo host answered HTTP 404",
+        ),
+    ],
+    ids=["stalled-one-completes-late", "stalled-one-fails-late", "successor-fails"],
+)
+def test_a_consumer_whose_lease_was_taken_over_changes_nothing_when_it_wakes(
+    settings: Settings,
+    session_factory: SessionFactory,
+    photo_host: PhotoHost,
+    stalled_gets: Behaviour,
+    successor_gets: Behaviour,
+    successor_outcome: str,
+    final_status: PhotoStatus,
+    final_reason: str | None,
 ) -> None:
     """The first consumer stalls past its lease; a second takes the photo over
-    and completes it from a newer version of the photo. The first then finishes
-    its download: it must not replace the second one's file."""
-    gate = Gate(serve_bytes(images.jpeg(640, 480)))
+    and settles it (from a newer version of the photo, or with a 404). Then the
+    first gets its answer: whatever it is, it must not replace the second one's
+    file, fail a completed photo, or leave a file beside a failed one."""
+    gate = Gate(stalled_gets)
     [p] = add(session_factory, [photo_host.add("v.jpg", gate)])
     stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
     results: list[object] = []
@@ -307,55 +330,17 @@ def test_a_consumer_whose_lease_was_taken_over_writes_nothing_when_it_wakes(
     thread.start()
     gate.wait_arrived()
     expire_lease(session_factory, p)
-    photo_host.add("v.jpg", serve_bytes(images.jpeg(300, 600)))
-    assert successor.handle(PhotoMessage(p)) == Done("completed")
+    photo_host.add("v.jpg", successor_gets)
+    assert successor.handle(PhotoMessage(p)) == Done(successor_outcome)
     gate.opened.set()
     thread.join(10)
     assert results == [Done("lease lost")]
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
-    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
-    [thumb] = list(settings.thumbs_dir.rglob("*.jpg"))
-    assert images.decode(thumb.read_bytes()).size == (160, 320)
-
-
-def test_a_consumer_whose_lease_was_taken_over_cannot_fail_a_completed_photo(
-    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
-) -> None:
-    gate = Gate(status(404))
-    [p] = add(session_factory, [photo_host.add("w.jpg", gate)])
-    stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
-    results: list[object] = []
-    thread = threading.Thread(target=lambda: results.append(stalled.handle(PhotoMessage(p))))
-    thread.start()
-    gate.wait_arrived()
-    expire_lease(session_factory, p)
-    photo_host.add("w.jpg", serve_bytes(JPEG))
-    assert successor.handle(PhotoMessage(p)) == Done("completed")
-    gate.opened.set()  # the stalled download now gets a 404: a permanent failure, too late
-    thread.join(10)
-    assert results == [Done("lease lost")]
-    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
-    assert (outcome.status, outcome.reason) == (PhotoStatus.completed, None)
-
-
-def test_a_consumer_whose_lease_was_taken_over_leaves_no_file_for_a_failed_photo(
-    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
-) -> None:
-    gate = Gate(serve_bytes(JPEG))
-    [p] = add(session_factory, [photo_host.add("v.jpg", gate)])
-    stalled, successor = processor(settings, session_factory), processor(settings, session_factory)
-    results: list[object] = []
-    thread = threading.Thread(target=lambda: results.append(stalled.handle(PhotoMessage(p))))
-    thread.start()
-    gate.wait_arrived()
-    expire_lease(session_factory, p)
-    photo_host.add("v.jpg", status(404))
-    assert successor.handle(PhotoMessage(p)) == Done("failed")
-    gate.opened.set()
-    thread.join(10)
-    assert results == [Done("lease lost")]
-    outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
-    assert (outcome.status, outcome.reason) == (PhotoStatus.failed, "the photo host answered HTTP 404")
+    assert (outcome.status, outcome.reason, outcome.attempts) == (final_status, final_reason, 2)
+    thumbs = list(settings.thumbs_dir.rglob("*.jpg"))
+    assert [images.decode(t.read_bytes()).size for t in thumbs] == (
+        [(160, 320)] if final_status == PhotoStatus.completed else []
+    )
 
 
 def test_files_of_an_attempt_that_died_before_committing_go_when_the_photo_fails(
