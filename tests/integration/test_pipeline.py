@@ -30,6 +30,7 @@ from photos.pipeline import Done, Processor, RetryLater
 from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
+from tests.support.http_stub import closed_port
 from tests.support.invariants import assert_settled, check_rows_and_files
 from tests.support.photo_host import Behaviour, PhotoHost, flaky, serve_bytes, status
 from tests.support.services import Broker
@@ -402,13 +403,8 @@ def test_ten_thousand_uuids_with_duplicates_and_unknowns_in_one_request(
     assert elapsed < 20, f"10,000 UUIDs took {elapsed:.1f}s"
 
 
-class BrokerDown:
-    def publish(self, messages: object, *, delay_ms: int | None = None) -> None:
-        raise BrokerUnavailable("RabbitMQ is unavailable: refused")
-
-
 def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
-    session_factory: SessionFactory,
+    settings: Settings, session_factory: SessionFactory
 ) -> None:
     pending, failed = add(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
     with unit_of_work(session_factory) as session:
@@ -423,9 +419,12 @@ def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
             )
         )
     columns = ("status", "attempts", "failure_reason", "queued_at", "updated_at")
+    unreachable = Publisher(
+        f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", Topology(settings.queue_name), timeout=2.0
+    )
     before = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
     with pytest.raises(BrokerUnavailable):
-        pipeline.queue_photos(session_factory, BrokerDown(), [pending, failed])
+        pipeline.queue_photos(session_factory, unreachable, [pending, failed])
     after = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
     assert after == before
     assert before[pending][3] is None

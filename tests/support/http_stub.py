@@ -89,12 +89,17 @@ class StubServer:
         shut_down(self._server)
 
 
-def closed_port_url() -> str:
-    """A URL nothing listens on: connections to it are refused."""
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: connections to it are refused."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+        port: int = s.getsockname()[1]
+    return port
+
+
+def closed_port_url() -> str:
+    """A URL nothing listens on: connections to it are refused."""
+    return f"http://127.0.0.1:{closed_port()}/"
 
 
 # --- behaviours ------------------------------------------------------------------
