@@ -140,11 +140,16 @@ class UpscaleTopology(_DeadLetteredQueue):
         self._declare_work_queue(channel)
 
 
+# A publisher writes its messages to the socket this many at a time.
+WRITE_EVERY = 1000
+
+
 def properties(*, delay_ms: int | None = None, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+    """Persistent JSON. No message id: the body names the photo, and one set of
+    properties serves a whole batch."""
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=str(uuid.uuid4()),
         expiration=str(delay_ms) if delay_ms is not None else None,
         headers=headers or {},
     )
@@ -249,11 +254,17 @@ class _ConfirmLink:
         if channel is None or self._failure is not None:
             raise _LinkFailed(self._failure or "the channel is closed")
         self._refused = self._returned = 0
+        # One set of properties for the whole batch: building them per message
+        # was a third of the publishing CPU of 10,000 messages.
+        props = properties(delay_ms=delay_ms)
         try:
-            for body in bodies:
-                channel.basic_publish("", routing_key, body, properties(delay_ms=delay_ms), mandatory=True)
-                self._published += 1
-                self._unconfirmed.append(self._published)
+            for start in range(0, len(bodies), WRITE_EVERY):
+                for body in bodies[start : start + WRITE_EVERY]:
+                    channel.basic_publish("", routing_key, body, props, mandatory=True)
+                    self._published += 1
+                    self._unconfirmed.append(self._published)
+                # Write what is ready, so RabbitMQ stores it while the rest is framed.
+                self._turn()
         except AMQPError as exc:
             raise _LinkFailed(f"publishing failed: {type(exc).__name__}") from None
         self._run_until(lambda: not self._unconfirmed, timeout, f"confirming {len(bodies)} messages")
@@ -291,6 +302,18 @@ class _ConfirmLink:
                 ioloop.start()
             finally:
                 ioloop.remove_timeout(timer)
+
+    def _turn(self) -> None:
+        """One turn of the I/O loop that does not wait: write what the socket
+        takes, read the confirms that have arrived."""
+        ioloop = self._connection.ioloop
+        timer = ioloop.call_later(0, ioloop.stop)
+        try:
+            ioloop.start()
+        finally:
+            ioloop.remove_timeout(timer)
+        if self._failure is not None:
+            raise _LinkFailed(self._failure)
 
     # --- callbacks, run by the I/O loop ---------------------------------------
 
