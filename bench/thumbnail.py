@@ -10,13 +10,15 @@ and the quality given up for the speed.
   full decode, ``exif_transpose`` and a LANCZOS resize to the same size.
 
 Samples are interleaved photo by photo, so a neighbour's load falls on all of
-them alike; medians are compared.
+them alike; the floor goal is the median of per-photo ratios, the others
+compare medians.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import statistics
 from functools import partial
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
@@ -97,7 +99,20 @@ def run(report: Report, corpus: Corpus, rounds: int) -> None:
     report.figure("Pillow decode alone at 1/8 (Pillow's libjpeg-turbo)", median_ms(pillow_floor), "ms")
     report.figure("ours, upright: fit_within → JPEG q85, CPU per photo", median_ms(upright_cpu), "ms")
     report.figure("ours, EXIF orientation 6 and 8, CPU per photo", median_ms(rotated_cpu), "ms")
-    report.goal("thumbnail time / decode floor (djpeg)", median_ms(upright_cpu) / median_ms(floor), "≤", 1.10)
+    report.figure(
+        "thumbnail time / decode floor, ratio of the medians (informative)",
+        median_ms(upright_cpu) / median_ms(floor),
+        digits=2,
+    )
+    # Each photo's two samples are taken back to back, so the median of their
+    # ratios follows the machine's speed from moment to moment (a shared
+    # virtual machine's changes by 10-30 % within a run).
+    report.goal(
+        "thumbnail time / decode floor (djpeg), median of paired ratios",
+        statistics.median(o / f for o, f in zip(upright_cpu, floor, strict=True)),
+        "≤",
+        1.10,
+    )
     report.figure(
         "thumbnail time / Pillow's own 1/8 decode (informative)",
         median_ms(upright_cpu) / median_ms(pillow_floor),
