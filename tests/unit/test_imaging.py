@@ -81,6 +81,19 @@ def test_every_exif_orientation_is_applied(orientation: int) -> None:
         assert not images.is_red(im.getpixel(corner))  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
+def test_a_broken_exif_block_is_ignored_and_the_photo_still_made() -> None:
+    """An EXIF block cut off inside its first entry: Pillow warns and reads no
+    orientation, the thumbnail is made upright and carries no EXIF."""
+    broken = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12"
+    data = images.encode(images.decode(images.jpeg(400, 300)), "JPEG", exif=broken)
+    with pytest.warns(UserWarning, match="Corrupt EXIF data"):
+        images.decode(data).getexif().get(0x0112)
+    im = assert_valid(fit(data))
+    assert im.size == (320, 240)
+    assert not im.getexif()
+
+
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_webp_orientation_is_applied_too(orientation: int) -> None:
     jpeg = images.decode(images.jpeg(400, 300, orientation=orientation))
@@ -320,6 +333,10 @@ def outcome_is_clear(data: bytes) -> None:
 
 
 fuzz = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# Pillow warns about the broken EXIF blocks these inputs are full of; the photo is
+# still made (test_a_broken_exif_block_is_ignored_and_the_photo_still_made), so
+# the warning is expected here.
+expected_exif_warnings = pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
 
 
 @fuzz
@@ -328,12 +345,14 @@ def test_random_bytes_never_crash_the_image_code(data: bytes) -> None:
     outcome_is_clear(data)
 
 
+@expected_exif_warnings
 @fuzz
 @given(st.sampled_from(VALID), st.integers(min_value=0, max_value=2**31))
 def test_random_truncations_of_valid_images_never_crash_the_image_code(source: bytes, cut: int) -> None:
     outcome_is_clear(source[: cut % (len(source) + 1)])
 
 
+@expected_exif_warnings
 @fuzz
 @given(
     st.sampled_from(VALID),
