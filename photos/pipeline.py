@@ -40,6 +40,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -117,18 +118,15 @@ def _unqueue(factory: SessionFactory, before: Sequence[Row[Any]]) -> None:
         with transaction(factory) as connection:
             connection.execute(
                 _UNQUEUE,
-                [
-                    {
-                        "photo": row.uuid,
-                        "queued_now": row.queued_now,
-                        "old_status": row.status,
-                        "old_queued_at": row.queued_at,
-                        "old_attempts": row.attempts,
-                        "old_reason": row.failure_reason,
-                        "old_updated_at": row.updated_at,
-                    }
-                    for row in before
-                ],
+                {
+                    "photos": [row.uuid for row in before],
+                    "queued_now": [row.queued_now for row in before],
+                    "old_statuses": [row.status.value for row in before],
+                    "old_queued_at": [row.queued_at for row in before],
+                    "old_attempts": [row.attempts for row in before],
+                    "old_reasons": [row.failure_reason for row in before],
+                    "old_updated_at": [row.updated_at for row in before],
+                },
             )
     except Exception:
         # The caller learns of the broker; the photos stay pending and queued.
@@ -424,21 +422,37 @@ _QUEUE = (
     )
     .returning(*_old.c, _p.queued_at.label("queued_now"))
 )
-# Undoes _QUEUE for one photo, unless a consumer has claimed it since.
+# Undoes _QUEUE for a batch of photos, except those a consumer has claimed since.
+_UNQUEUE_ARRAYS = (
+    ("photos", _UUID),
+    ("queued_now", _TIMESTAMP),
+    ("old_statuses", Text()),
+    ("old_queued_at", _TIMESTAMP),
+    ("old_attempts", Integer()),
+    ("old_reasons", Text()),
+    ("old_updated_at", _TIMESTAMP),
+)
+# One row per photo from parallel arrays: the whole batch in one statement
+# (an executemany costs a round trip per photo, 1.6 s for 10,000).
+_undo = (
+    func.unnest(*(bindparam(name, type_=ARRAY(t)) for name, t in _UNQUEUE_ARRAYS))
+    .table_valued("uuid", "queued_now", "status", "queued_at", "attempts", "failure_reason", "updated_at")
+    .render_derived(name="undo")
+)
 _UNQUEUE = (
     update(_photos)
     .where(
-        _p.uuid == _PHOTO,
+        _p.uuid == _undo.c.uuid,
         _p.status == PhotoStatus.pending,
         _p.attempts == 0,
-        _p.queued_at == bindparam("queued_now", type_=_TIMESTAMP),
+        _p.queued_at == _undo.c.queued_now,
     )
     .values(
-        status=bindparam("old_status", type_=_p.status.type),
-        queued_at=bindparam("old_queued_at", type_=_TIMESTAMP),
-        attempts=bindparam("old_attempts", type_=Integer),
-        failure_reason=bindparam("old_reason", type_=Text),
-        updated_at=bindparam("old_updated_at", type_=_TIMESTAMP),
+        status=sql_cast(_undo.c.status, _p.status.type),
+        queued_at=_undo.c.queued_at,
+        attempts=_undo.c.attempts,
+        failure_reason=_undo.c.failure_reason,
+        updated_at=_undo.c.updated_at,
     )
 )
 _HELD = (_p.uuid == _PHOTO) & (_p.lease_owner == _OWNER) & (_p.status == PhotoStatus.processing)
