@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 
 from consumer.worker import Worker, build_processor, build_worker
 from photos import pipeline
@@ -428,6 +428,22 @@ def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
     after = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
     assert after == before
     assert before[pending][3] is None
+
+
+def test_ten_thousand_photos_are_all_put_back_when_the_broker_is_down(
+    settings: Settings, session_factory: SessionFactory
+) -> None:
+    photos = add(session_factory, [f"http://127.0.0.1/{i}.jpg" for i in range(10_000)])
+    unreachable = Publisher(
+        f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", Topology(settings.queue_name), timeout=2.0
+    )
+    with pytest.raises(BrokerUnavailable):
+        pipeline.queue_photos(session_factory, unreachable, photos)
+    with unit_of_work(session_factory) as session:
+        states = session.execute(
+            select(Photo.status, func.count()).where(Photo.queued_at.is_(None)).group_by(Photo.status)
+        ).all()
+    assert states == [(PhotoStatus.pending, 10_000)]
 
 
 # --- the thumbnail files route -------------------------------------------------------
