@@ -93,6 +93,16 @@ def processor(settings: Settings, factory: SessionFactory, **changes: object) ->
     return build_processor(settings.with_(**changes), factory)
 
 
+def set_columns(factory: SessionFactory, photo_uuid: uuid.UUID, **values: object) -> None:
+    """Put a photo's row in a state a test starts from."""
+    with unit_of_work(factory) as session:
+        session.execute(update(Photo).where(Photo.uuid == photo_uuid).values(**values))
+
+
+# A lease that ran out a second ago.
+LEASE_OVER = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1)
+
+
 def photo(factory: SessionFactory, photo_uuid: uuid.UUID) -> Photo:
     with unit_of_work(factory) as session:
         found = session.get(Photo, photo_uuid)
@@ -286,12 +296,7 @@ def test_a_second_delivery_while_the_first_is_processing_waits_and_then_does_not
 def expire_lease(factory: SessionFactory, photo_uuid: uuid.UUID) -> None:
     """What time does to a consumer that stopped renewing its lease (it hangs,
     or it was SIGSTOPped): the lease is in the past."""
-    with unit_of_work(factory) as session:
-        session.execute(
-            update(Photo)
-            .where(Photo.uuid == photo_uuid)
-            .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
-        )
+    set_columns(factory, photo_uuid, lease_expires_at=LEASE_OVER)
 
 
 @pytest.mark.parametrize(
@@ -352,17 +357,14 @@ def test_files_of_an_attempt_that_died_before_committing_go_when_the_photo_fails
     [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
     storage = Storage(settings.thumbs_dir)
     storage.write(storage.rendition_path(p, "fit-320", "jpg"), JPEG)
-    with unit_of_work(session_factory) as session:
-        session.execute(
-            update(Photo)
-            .where(Photo.uuid == p)
-            .values(
-                status=PhotoStatus.processing,
-                attempts=settings.max_attempts,
-                lease_owner=uuid.uuid4(),
-                lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1),
-            )
-        )
+    set_columns(
+        session_factory,
+        p,
+        status=PhotoStatus.processing,
+        attempts=settings.max_attempts,
+        lease_owner=uuid.uuid4(),
+        lease_expires_at=LEASE_OVER,
+    )
     assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("failed")
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
     assert (
@@ -375,8 +377,7 @@ def test_a_photo_left_processing_without_a_lease_is_taken_over(
     settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
 ) -> None:
     [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
-    with unit_of_work(session_factory) as session:
-        session.execute(update(Photo).where(Photo.uuid == p).values(status=PhotoStatus.processing))
+    set_columns(session_factory, p, status=PhotoStatus.processing)
     assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("completed")
     check_rows_and_files(session_factory, settings.thumbs_dir, [p])
 
@@ -407,17 +408,14 @@ def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
     settings: Settings, session_factory: SessionFactory
 ) -> None:
     pending, failed = add(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
-    with unit_of_work(session_factory) as session:
-        session.execute(
-            update(Photo)
-            .where(Photo.uuid == failed)
-            .values(
-                status=PhotoStatus.failed,
-                attempts=3,
-                failure_reason="the photo host answered HTTP 404",
-                queued_at=datetime(2024, 5, 1, tzinfo=UTC),
-            )
-        )
+    set_columns(
+        session_factory,
+        failed,
+        status=PhotoStatus.failed,
+        attempts=3,
+        failure_reason="the photo host answered HTTP 404",
+        queued_at=datetime(2024, 5, 1, tzinfo=UTC),
+    )
     columns = ("status", "attempts", "failure_reason", "queued_at", "updated_at")
     unreachable = Publisher(
         f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", Topology(settings.queue_name), timeout=2.0
