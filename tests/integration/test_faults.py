@@ -37,7 +37,7 @@ from tests.support import images
 from tests.support.invariants import Outcome, assert_settled
 from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
 from tests.support.proxy import TcpProxy
-from tests.support.services import Broker, Process, consumer
+from tests.support.services import Broker, Process, closed_port, consumer, unreachable_amqp_uri
 from tests.support.wait import wait_for
 from web import create_app
 
@@ -518,14 +518,6 @@ def test_postgres_backends_terminated_mid_transaction(rig: Rig, engine: Engine) 
 # --- the web app without its broker or database ---------------------------------------
 
 
-def closed_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def make_app(settings: Settings) -> Iterator[Any]:
     apps: list[Flask] = []
@@ -545,7 +537,7 @@ def test_broker_down_answers_503_and_the_photos_can_be_queued_later(
     settings: Settings, session_factory: SessionFactory, broker: Broker, make_app: Any
 ) -> None:
     photos = pipeline.add_photos(session_factory, ["http://127.0.0.1/a.jpg", "http://127.0.0.1/b.jpg"])
-    down = make_app(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F").test_client()
+    down = make_app(amqp_uri=unreachable_amqp_uri()).test_client()
     started = time.monotonic()
     response = down.post("/photos/process", json=[str(u) for u in photos])
     assert time.monotonic() - started < 10

@@ -30,10 +30,9 @@ from photos.pipeline import Done, Processor, RetryLater
 from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
-from tests.support.http_stub import closed_port
 from tests.support.invariants import assert_settled, check_rows_and_files
 from tests.support.photo_host import Behaviour, PhotoHost, flaky, serve_bytes, status
-from tests.support.services import Broker
+from tests.support.services import Broker, unreachable_amqp_uri
 from tests.support.wait import wait_for
 
 JPEG = images.jpeg(640, 480)
@@ -101,6 +100,10 @@ def set_columns(factory: SessionFactory, photo_uuid: uuid.UUID, **values: object
 
 # A lease that ran out a second ago.
 LEASE_OVER = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1)
+
+
+def unreachable_publisher(settings: Settings) -> Publisher:
+    return Publisher(unreachable_amqp_uri(), Topology(settings.queue_name), timeout=2.0)
 
 
 def photo(factory: SessionFactory, photo_uuid: uuid.UUID) -> Photo:
@@ -417,12 +420,9 @@ def test_photos_are_left_as_they_were_when_their_messages_are_not_published(
         queued_at=datetime(2024, 5, 1, tzinfo=UTC),
     )
     columns = ("status", "attempts", "failure_reason", "queued_at", "updated_at")
-    unreachable = Publisher(
-        f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", Topology(settings.queue_name), timeout=2.0
-    )
     before = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
     with pytest.raises(BrokerUnavailable):
-        pipeline.queue_photos(session_factory, unreachable, [pending, failed])
+        pipeline.queue_photos(session_factory, unreachable_publisher(settings), [pending, failed])
     after = {p: [getattr(photo(session_factory, p), c) for c in columns] for p in (pending, failed)}
     assert after == before
     assert before[pending][3] is None
@@ -432,11 +432,8 @@ def test_ten_thousand_photos_are_all_put_back_when_the_broker_is_down(
     settings: Settings, session_factory: SessionFactory
 ) -> None:
     photos = add(session_factory, [f"http://127.0.0.1/{i}.jpg" for i in range(10_000)])
-    unreachable = Publisher(
-        f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", Topology(settings.queue_name), timeout=2.0
-    )
     with pytest.raises(BrokerUnavailable):
-        pipeline.queue_photos(session_factory, unreachable, photos)
+        pipeline.queue_photos(session_factory, unreachable_publisher(settings), photos)
     with unit_of_work(session_factory) as session:
         states = session.execute(
             select(Photo.status, func.count()).where(Photo.queued_at.is_(None)).group_by(Photo.status)

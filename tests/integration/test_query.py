@@ -30,8 +30,7 @@ from photos.models import Query
 from photos.query import Answer, kilobytes
 from photos.rpc import DIRECT_REPLY_TO, QueryClient, QueryRequest
 from tests.support import images
-from tests.support.http_stub import closed_port
-from tests.support.services import Broker
+from tests.support.services import Broker, unreachable_amqp_uri
 from tests.support.wait import wait_for
 from tests.support.worker_threads import WorkerThreads
 from web import create_app
@@ -237,7 +236,7 @@ def test_without_an_answer_in_time_it_is_a_504_and_the_request_expires(
 
 
 def test_an_unreachable_broker_is_a_503(settings: Settings, session_factory: SessionFactory) -> None:
-    with app_with(settings.with_(amqp_uri=f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F")) as app:
+    with app_with(settings.with_(amqp_uri=unreachable_amqp_uri())) as app:
         status, body = post_image(app.test_client(), images.jpeg(50, 50))
         assert status == 503
         assert "broker is unavailable" in body["error"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from PIL import Image
 
 from tests.support.http_server import serve, shut_down
+from tests.support.services import closed_port
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,6 @@ class StubServer:
 
     def stop(self) -> None:
         shut_down(self._server)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on: connections to it are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def closed_port_url() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,19 @@ from photos.queue import Topology
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PG_URI = os.environ.get("TEST_PG_ADMIN_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URI = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: connections to it are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def unreachable_amqp_uri() -> str:
+    """A broker address that refuses connections, for the broker-down paths."""
+    return f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F"
 
 
 @contextmanager
