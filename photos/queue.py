@@ -287,7 +287,6 @@ class _ConfirmLink:
 
     def _run_until(self, done: Callable[[], bool], timeout: float, doing: str) -> None:
         """Run the I/O loop until ``done()``; _LinkFailed on a failure or after ``timeout``."""
-        ioloop = self._connection.ioloop
         deadline = time.monotonic() + timeout
         while not done():
             if self._failure is not None:
@@ -297,23 +296,23 @@ class _ConfirmLink:
                 self._failure = f"timed out after {timeout:g}s {doing}"
                 raise _LinkFailed(self._failure)
             # Callbacks stop the loop when something the caller waits for happened.
-            timer = ioloop.call_later(remaining, ioloop.stop)
-            try:
-                ioloop.start()
-            finally:
-                ioloop.remove_timeout(timer)
+            self._run_for(remaining)
 
     def _turn(self) -> None:
         """One turn of the I/O loop that does not wait: write what the socket
         takes, read the confirms that have arrived."""
+        self._run_for(0)
+        if self._failure is not None:
+            raise _LinkFailed(self._failure)
+
+    def _run_for(self, seconds: float) -> None:
+        """Run the I/O loop for at most ``seconds``, or until a callback stops it."""
         ioloop = self._connection.ioloop
-        timer = ioloop.call_later(0, ioloop.stop)
+        timer = ioloop.call_later(seconds, ioloop.stop)
         try:
             ioloop.start()
         finally:
             ioloop.remove_timeout(timer)
-        if self._failure is not None:
-            raise _LinkFailed(self._failure)
 
     # --- callbacks, run by the I/O loop ---------------------------------------
 
