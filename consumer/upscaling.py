@@ -31,10 +31,11 @@ from pika.exceptions import AMQPError, NackError, UnroutableError
 from pika.spec import Basic, BasicProperties
 
 from consumer.loop import ConsumeLoop
+from consumer.upscaling_http import HttpImageService, HttpUpscaler
 from photos.config import UpscalingSettings
 from photos.queue import UpscaleTopology
 from photos.retry import Interrupted, RetryPolicy
-from photos.upscaling import Delivered, HttpImageService, HttpUpscaler, Rejected, UpscaleProcessor
+from photos.upscaling import Delivered, Rejected, UpscaleProcessor
 
 log = logging.getLogger("upscaler")
 

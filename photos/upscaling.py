@@ -17,11 +17,13 @@ A message is the JSON object ``{"width": int, "height": int, "image_data":
   anything that is not a JSON object, is dead-lettered at once.
 
 Then, each step with the retry policy (:mod:`photos.retry`): the upscaler is
-called (``POST {access_token, new_height, new_width, base64_image}`` →
-``{"base64_image"}``); its answer must be a PNG. The decoded bytes are posted to
-the image service; only a 200 means done. Timeouts, connection errors, HTTP 408,
-429 and 5xx are retried; any other answer, and a step that used up its
-attempts, dead-letters the message with the reason.
+asked for the new size; its answer must be a PNG. The decoded bytes are posted
+to the image service; only a 200 means done. The services are reached through
+the HTTP adapters in :mod:`consumer.upscaling_http`, which raise
+:class:`TransientError` for what may pass (timeouts, connection errors, HTTP
+408, 429 and 5xx), retried, and :class:`PermanentError` for the rest, which
+dead-letters the message with the reason, as does a step that used up its
+attempts.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-import requests
-
 from photos import imaging
 from photos.errors import PermanentError, ProcessingError, TransientError
 from photos.imaging import ImageError
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RETRYABLE_STATUS = frozenset({408, 429})
 _WHITESPACE = re.compile(rb"\s+")
 
 
@@ -149,97 +148,6 @@ class ImageService(Protocol):
     def post_image(self, png: bytes, key: str) -> None:
         """Returns once the service answered 200; TransientError or PermanentError otherwise."""
         ...
-
-
-def _post(
-    session: requests.Session,
-    what: str,
-    url: str,
-    timeout: tuple[float, float],
-    *,
-    json_body: dict[str, object] | None = None,
-    data: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> requests.Response:
-    try:
-        response = session.post(url, timeout=timeout, json=json_body, data=data, headers=headers)
-    except requests.Timeout:
-        raise TransientError(f"the {what} did not answer within {timeout[1]:g} seconds") from None
-    except requests.ConnectionError as exc:
-        raise TransientError(f"cannot reach the {what}: {_cause(exc)}") from None
-    except requests.RequestException as exc:
-        raise TransientError(f"the {what} request failed: {type(exc).__name__}") from None
-    code = response.status_code
-    if code == 200:
-        return response
-    detail = f"the {what} answered HTTP {code}"
-    if code >= 500 or code in RETRYABLE_STATUS:
-        raise TransientError(detail)
-    raise PermanentError(f"{detail}: {response.text[:200]}" if response.text else detail)
-
-
-def _cause(exc: requests.ConnectionError) -> str:
-    text = str(exc.args[0] if exc.args else exc)
-    for known in ("Connection refused", "Name or service not known", "Connection reset", "timed out"):
-        if known in text:
-            return known.lower()
-    return type(exc).__name__
-
-
-@dataclass
-class HttpUpscaler:
-    url: str
-    token: str
-    connect_timeout: float
-    read_timeout: float
-    max_pixels: int
-    session: requests.Session
-
-    def upscale(self, png: bytes, width: int, height: int) -> bytes:
-        response = _post(
-            self.session,
-            "upscaler",
-            self.url,
-            (self.connect_timeout, self.read_timeout),
-            json_body={
-                "access_token": self.token,
-                "new_height": height,
-                "new_width": width,
-                "base64_image": base64.b64encode(png).decode(),
-            },
-        )
-        try:
-            answer = response.json()
-        except ValueError:
-            raise PermanentError("the upscaler's answer is not JSON") from None
-        if not isinstance(answer, dict) or "base64_image" not in answer:
-            raise PermanentError("the upscaler's answer has no base64_image")
-        try:
-            return decode_png(
-                answer["base64_image"], "the upscaler's base64_image", max_pixels=self.max_pixels
-            )
-        except InvalidMessage as exc:
-            raise PermanentError(exc.reason) from None
-
-
-@dataclass
-class HttpImageService:
-    url: str
-    connect_timeout: float
-    read_timeout: float
-    session: requests.Session
-
-    def post_image(self, png: bytes, key: str) -> None:
-        _post(
-            self.session,
-            "image service",
-            self.url,
-            (self.connect_timeout, self.read_timeout),
-            data=png,
-            # The same request redelivered carries the same key, for a service
-            # that deduplicates; ours cannot know whether a lost answer was a 200.
-            headers={"Content-Type": "image/png", "Idempotency-Key": key},
-        )
 
 
 # --- one message ------------------------------------------------------------------
