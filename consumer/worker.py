@@ -38,8 +38,9 @@ from consumer.query import reply_to_query
 from photos import db, fetch
 from photos.config import Settings
 from photos.db import is_dropped, is_unavailable
+from photos.messages import PhotoMessage
 from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
-from photos.queue import DELIVERY_LIMIT, PhotoMessage, Topology, properties
+from photos.queue import DELIVERY_LIMIT, Topology, properties
 from photos.storage import Storage
 
 log = logging.getLogger("consumer")

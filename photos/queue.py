@@ -1,4 +1,5 @@
-"""RabbitMQ: the whole topology, the wire format and confirmed publishing.
+"""RabbitMQ: the whole topology and confirmed publishing (the messages and
+their wire format are in :mod:`photos.messages`).
 
 No other module declares queues. For a work queue named ``Q``:
 
@@ -22,9 +23,7 @@ dropped on the way.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,31 +36,10 @@ from pika.channel import Channel
 from pika.exceptions import AMQPError
 from pika.spec import Basic
 
+from photos.messages import BrokerUnavailable, PhotoMessage
+
 DELIVERY_LIMIT = 5
 CONTENT_TYPE = "application/json"
-
-
-class BrokerUnavailable(Exception):
-    """RabbitMQ could not be reached, or did not confirm a message."""
-
-
-@dataclass(frozen=True)
-class PhotoMessage:
-    """Process this photo (into the renditions its row names)."""
-
-    photo_uuid: uuid.UUID
-
-    def encode(self) -> bytes:
-        return json.dumps({"photo_uuid": str(self.photo_uuid)}).encode()
-
-    @classmethod
-    def decode(cls, body: bytes) -> PhotoMessage:
-        """Raises ValueError for anything that is not a message of ours."""
-        try:
-            data = json.loads(body)
-            return cls(uuid.UUID(str(data["photo_uuid"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"malformed message: {exc}") from None
 
 
 def _dead_lettering_quorum(exchange: str, routing_key: str) -> dict[str, Any]:

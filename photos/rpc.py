@@ -30,8 +30,9 @@ from pika.exceptions import AMQPError
 from pika.spec import Basic, BasicProperties
 
 from photos.imaging import Encoded
+from photos.messages import BrokerUnavailable
 from photos.query import FAILURES, Answer, QueryFailed
-from photos.queue import BrokerUnavailable, Topology
+from photos.queue import Topology
 
 log = logging.getLogger(__name__)
 

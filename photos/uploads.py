@@ -18,7 +18,7 @@ Guarantees of :func:`register_upload`:
   message is published (with confirms) after the row and the file are in place.
   If RabbitMQ does not confirm it, the upload is withdrawn: the row is deleted,
   only if it is still pending, and its file with it, and
-  :class:`~photos.queue.BrokerUnavailable` propagates, so the client's error
+  :class:`~photos.messages.BrokerUnavailable` propagates, so the client's error
   means "nothing happened, try again". If a consumer has already claimed the
   photo (the message got through, only its confirm was lost) the upload stands
   and is returned as a success.
@@ -39,9 +39,8 @@ from sqlalchemy.orm import Session
 
 from photos import imaging, renditions
 from photos.db import SessionFactory, unit_of_work
+from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.models import Photo, PhotoStatus, Thumbnail
-from photos.pipeline import MessagePublisher
-from photos.queue import BrokerUnavailable, PhotoMessage
 from photos.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from photos.config import Settings
 from photos.db import is_unavailable
-from photos.queue import BrokerUnavailable
+from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
 from web import pages, photos, query, resources, tasks, uploads
 

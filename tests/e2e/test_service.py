@@ -16,8 +16,9 @@ from sqlalchemy import select
 from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
+from photos.messages import PhotoMessage
 from photos.models import Photo, PhotoStatus, Thumbnail
-from photos.queue import PhotoMessage, Publisher
+from photos.queue import Publisher
 from tests.e2e.conftest import RunningService, free_port
 from tests.support import images
 from tests.support.photo_host import PhotoHost, gated, serve_bytes

@@ -31,8 +31,9 @@ from sqlalchemy.exc import DBAPIError
 from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, is_unavailable, sqlalchemy_url, unit_of_work
+from photos.messages import PhotoMessage
 from photos.models import Photo, PhotoStatus
-from photos.queue import PhotoMessage, Publisher, Topology
+from photos.queue import Publisher, Topology
 from tests.support import images
 from tests.support.invariants import Outcome, assert_settled
 from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes

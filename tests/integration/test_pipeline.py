@@ -25,9 +25,10 @@ from consumer.worker import Worker, build_processor, build_worker
 from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
+from photos.messages import BrokerUnavailable, PhotoMessage
 from photos.models import Photo, PhotoStatus
 from photos.pipeline import Done, Processor, RetryLater
-from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
+from photos.queue import Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
 from tests.support.invariants import assert_settled, check_rows_and_files

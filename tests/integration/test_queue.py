@@ -13,7 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from photos.config import Settings
-from photos.queue import BrokerUnavailable, PhotoMessage, Publisher, Topology
+from photos.messages import BrokerUnavailable, PhotoMessage
+from photos.queue import Publisher, Topology
 from tests.support.services import Broker
 from tests.support.wait import wait_for
 

@@ -14,8 +14,8 @@ from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.errors import PermanentError
+from photos.messages import PhotoMessage
 from photos.models import Photo
-from photos.queue import PhotoMessage
 from photos.storage import Storage
 from tests.support.services import Broker
 from web import create_app
