@@ -21,34 +21,16 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import (
-    DateTime,
-    Float,
-    Integer,
-    Interval,
-    Row,
-    Select,
-    Table,
-    Text,
-    bindparam,
-    func,
-    insert,
-    select,
-    true,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Row, insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from photos import renditions
+from photos import renditions, statements
 from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
-from photos.models import Photo, PhotoStatus, Thumbnail
-from photos.queue import BrokerUnavailable, PhotoMessage
+from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
+from photos.models import Photo, PhotoStatus
 from photos.storage import Staged, Storage
 
 log = logging.getLogger(__name__)
@@ -59,10 +41,6 @@ LOGGED_UUIDS = 50
 
 
 # --- the web side ---------------------------------------------------------
-
-
-class MessagePublisher(Protocol):
-    def publish(self, messages: Sequence[PhotoMessage], *, delay_ms: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,11 +60,11 @@ def queue_photos(
     queued again."""
     wanted = list(dict.fromkeys(uuids))
     with transaction(factory) as connection:
-        before = {row.uuid: row for row in connection.execute(_QUEUE, {"wanted": wanted})}
+        before = {row.uuid: row for row in connection.execute(statements.QUEUE, {"wanted": wanted})}
         others = {
             row.uuid: row.status
             for row in connection.execute(
-                select(_p.uuid, _p.status).where(_p.uuid.in_(set(wanted) - before.keys()))
+                statements.STATUSES, {"wanted": [u for u in wanted if u not in before]}
             )
         }
     result = QueueResult(
@@ -116,8 +94,11 @@ def _unqueue(factory: SessionFactory, before: Sequence[Row[Any]]) -> None:
     try:
         with transaction(factory) as connection:
             connection.execute(
-                _UNQUEUE,
-                {f"undo_{name}": [getattr(row, name) for row in before] for name, _ in _UNDO_COLUMNS},
+                statements.UNQUEUE,
+                {
+                    f"undo_{name}": [getattr(row, name) for row in before]
+                    for name, _ in statements.UNQUEUE_COLUMNS
+                },
             )
     except Exception:
         # The caller learns of the broker; the photos stay pending and queued.
@@ -232,13 +213,13 @@ class Processor:
     def claim(self, photo: uuid.UUID) -> Claim | Outcome:
         with transaction(self.factory) as connection:
             row = connection.execute(
-                _CLAIM, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
+                statements.CLAIM, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
             ).first()
             if row is not None:
                 if row.attempts > self.max_attempts:
                     # Taken over from consumers that died holding it, too often.
                     reason = f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"
-                    connection.execute(_FAIL, {"photo": photo, "reason": reason})
+                    connection.execute(statements.FAIL, {"photo": photo, "reason": reason})
                     # A consumer that died between publishing its files and
                     # committing left them; the row lock keeps writers out.
                     self.storage.remove_renditions(photo, row.renditions)
@@ -246,7 +227,7 @@ class Processor:
                     return Done("failed")
                 log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
                 return Claim(row.url, row.original_path, list(row.renditions), row.attempts)
-            current = connection.execute(_STATE, {"photo": photo}).first()
+            current = connection.execute(statements.STATE, {"photo": photo}).first()
         if current is None:
             log.warning("message for an unknown photo", extra={"photo": str(photo)})
             return Done("unknown photo")
@@ -269,7 +250,7 @@ class Processor:
     def renew_lease(self, photo: uuid.UUID) -> bool:
         with transaction(self.factory) as connection:
             renewed = connection.execute(
-                _RENEW, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
+                statements.RENEW, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
             )
             return renewed.first() is not None
 
@@ -281,7 +262,7 @@ class Processor:
         writes nothing."""
         with transaction(self.factory) as connection:
             released = connection.execute(
-                _RELEASE.returning(_p.uuid),
+                statements.GIVE_BACK,
                 {
                     "photo": photo,
                     "owner": self.owner,
@@ -300,7 +281,7 @@ class Processor:
             # One statement: the photo completed (which takes its row lock)
             # if we still hold it, and its thumbnail rows upserted.
             held = connection.execute(
-                _COMPLETE,
+                statements.COMPLETE,
                 {
                     "photo": photo,
                     "owner": self.owner,
@@ -322,7 +303,7 @@ class Processor:
     def fail(self, photo: uuid.UUID, reason: str) -> Outcome:
         with transaction(self.factory) as connection:
             failed = connection.execute(
-                _FAIL_HELD, {"photo": photo, "owner": self.owner, "reason": reason[:2000]}
+                statements.FAIL_HELD, {"photo": photo, "owner": self.owner, "reason": reason[:2000]}
             ).first()
             if failed is None:
                 # Our lease ran out (or the photo was given back): whoever has
@@ -339,7 +320,7 @@ class Processor:
         delay *= random.uniform(0.8, 1.2)
         with transaction(self.factory) as connection:
             connection.execute(
-                _RELEASE,
+                statements.RELEASE,
                 {
                     "photo": photo,
                     "owner": self.owner,
@@ -358,7 +339,7 @@ def fail_dead_lettered(factory: SessionFactory, storage: Storage, photo: uuid.UU
     (RetryLater: the message goes back to the work queue, where the holder's
     outcome, or the attempts bound if it dies, settles the photo)."""
     with transaction(factory) as connection:
-        row = connection.execute(_STATE_LOCKED, {"photo": photo}).first()
+        row = connection.execute(statements.STATE_LOCKED, {"photo": photo}).first()
         if row is None:
             return Done("unknown photo")
         if row.status in (PhotoStatus.completed, PhotoStatus.failed):
@@ -366,188 +347,7 @@ def fail_dead_lettered(factory: SessionFactory, storage: Storage, photo: uuid.UU
         expires, now = row.lease_expires_at, row.now
         if row.status == PhotoStatus.processing and expires is not None and expires > now:
             return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
-        connection.execute(_FAIL, {"photo": photo, "reason": reason[:2000]})
+        connection.execute(statements.FAIL, {"photo": photo, "reason": reason[:2000]})
         storage.remove_renditions(photo, row.renditions)
     log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
     return Done("failed")
-
-
-# --- the consumer's statements ------------------------------------------------
-#
-# Built once, with bound parameters: SQLAlchemy compiles each once and reuses
-# the compiled form (its statement cache), and they run on a Core connection,
-# without a Session, its identity map or its flush. Every message runs the
-# claim and the completion; each is one statement in a short transaction.
-
-_photos = cast(Table, Photo.__table__)
-_thumbnails = cast(Table, Thumbnail.__table__)
-_p = _photos.c
-_UUID = UUID(as_uuid=True)
-_PHOTO = bindparam("photo", type_=_UUID)
-_OWNER = bindparam("owner", type_=_UUID)
-_LEASE_END = func.now() + func.make_interval(
-    0, 0, 0, 0, 0, 0, bindparam("lease_seconds", type_=Float), type_=Interval
-)
-_TIMESTAMP = DateTime(timezone=True)
-
-# The eligible photos of a batch (pending or failed) made pending and queued,
-# returning what each was before.
-_old = (
-    select(_p.uuid, _p.status, _p.queued_at, _p.attempts, _p.failure_reason, _p.updated_at)
-    .where(
-        _p.uuid == func.any(bindparam("wanted", type_=ARRAY(_UUID))),
-        _p.status.in_([PhotoStatus.pending, PhotoStatus.failed]),
-    )
-    .with_for_update()
-    .cte("old")
-)
-_QUEUE = (
-    update(_photos)
-    .where(_p.uuid == _old.c.uuid)
-    .values(
-        status=PhotoStatus.pending,
-        queued_at=func.now(),
-        updated_at=func.now(),
-        attempts=0,
-        failure_reason=None,
-    )
-    .returning(*_old.c, _p.queued_at.label("queued_now"))
-)
-# Undoes _QUEUE for a batch of photos, except those a consumer has claimed since:
-# one row per photo from parallel arrays (``undo_<column>``, made from the rows
-# _QUEUE returned), the whole batch in one statement, where an executemany cost a
-# round trip per photo (1.6 s for 10,000).
-_UNDO_COLUMNS = (
-    ("uuid", _UUID),
-    ("queued_now", _TIMESTAMP),
-    ("status", _p.status.type),
-    ("queued_at", _TIMESTAMP),
-    ("attempts", Integer()),
-    ("failure_reason", Text()),
-    ("updated_at", _TIMESTAMP),
-)
-_undo = (
-    func.unnest(*(bindparam(f"undo_{name}", type_=ARRAY(t)) for name, t in _UNDO_COLUMNS))
-    .table_valued(*(name for name, _ in _UNDO_COLUMNS))
-    .render_derived(name="undo")
-)
-_UNQUEUE = (
-    update(_photos)
-    .where(
-        _p.uuid == _undo.c.uuid,
-        _p.status == PhotoStatus.pending,
-        _p.attempts == 0,
-        _p.queued_at == _undo.c.queued_now,
-    )
-    .values(
-        status=_undo.c.status,
-        queued_at=_undo.c.queued_at,
-        attempts=_undo.c.attempts,
-        failure_reason=_undo.c.failure_reason,
-        updated_at=_undo.c.updated_at,
-    )
-)
-_HELD = (_p.uuid == _PHOTO) & (_p.lease_owner == _OWNER) & (_p.status == PhotoStatus.processing)
-
-# Pending, or processing under a lease that has run out (its consumer died).
-_CLAIM = (
-    update(_photos)
-    .where(
-        _p.uuid == _PHOTO,
-        (_p.status == PhotoStatus.pending)
-        | (
-            (_p.status == PhotoStatus.processing)
-            & (_p.lease_expires_at.is_(None) | (_p.lease_expires_at < func.now()))
-        ),
-    )
-    .values(
-        status=PhotoStatus.processing,
-        lease_owner=_OWNER,
-        lease_expires_at=_LEASE_END,
-        attempts=_p.attempts + 1,
-        updated_at=func.now(),
-    )
-    .returning(_p.url, _p.original_path, _p.renditions, _p.attempts)
-)
-_STATE = select(_p.status, _p.lease_expires_at, func.now().label("now")).where(_p.uuid == _PHOTO)
-_STATE_LOCKED = (
-    select(_p.status, _p.lease_expires_at, _p.renditions, func.now().label("now"))
-    .where(_p.uuid == _PHOTO)
-    .with_for_update()
-)
-_RENEW = update(_photos).where(_HELD).values(lease_expires_at=_LEASE_END).returning(_p.uuid)
-_RELEASE = (
-    update(_photos)
-    .where(_HELD)
-    .values(
-        status=PhotoStatus.pending,
-        lease_owner=None,
-        lease_expires_at=None,
-        failure_reason=bindparam("reason", type_=Text),
-        updated_at=func.now(),
-    )
-)
-_FAIL = (
-    update(_photos)
-    .where(_p.uuid == _PHOTO)
-    .values(
-        status=PhotoStatus.failed,
-        failure_reason=bindparam("reason", type_=Text),
-        lease_owner=None,
-        lease_expires_at=None,
-        updated_at=func.now(),
-    )
-)
-_FAIL_HELD = _FAIL.where(_p.lease_owner == _OWNER).returning(_p.renditions)
-
-
-def _complete_statement() -> Select[tuple[uuid.UUID]]:
-    """WITH held AS (UPDATE photos SET status = 'completed' ... WHERE we hold it
-    RETURNING uuid), saved AS (INSERT INTO photo_thumbnails SELECT held.uuid,
-    made.* FROM held, unnest(names, widths, heights, paths) AS made ON
-    CONFLICT (photo_uuid, rendition) DO UPDATE ...) SELECT uuid FROM held: a
-    row when the photo was ours and is now completed with its thumbnails, none
-    (and nothing written) when the lease was lost."""
-    held = (
-        update(_photos)
-        .where(_HELD)
-        .values(
-            status=PhotoStatus.completed,
-            lease_owner=None,
-            lease_expires_at=None,
-            completed_at=func.now(),
-            updated_at=func.now(),
-            failure_reason=None,
-        )
-        .returning(_p.uuid)
-        .cte("held")
-    )
-    made = (
-        func.unnest(
-            bindparam("names", type_=ARRAY(Text)),
-            bindparam("widths", type_=ARRAY(Integer)),
-            bindparam("heights", type_=ARRAY(Integer)),
-            bindparam("paths", type_=ARRAY(Text)),
-        )
-        .table_valued("rendition", "width", "height", "url")
-        .render_derived(name="made")
-    )
-    save = pg_insert(_thumbnails).from_select(
-        ["photo_uuid", "rendition", "width", "height", "url"],
-        select(held.c.uuid, made.c.rendition, made.c.width, made.c.height, made.c.url).select_from(
-            held.join(made, true())
-        ),
-    )
-    saved = save.on_conflict_do_update(
-        constraint="uq_photo_thumbnails_photo_rendition",
-        set_={
-            "width": save.excluded.width,
-            "height": save.excluded.height,
-            "url": save.excluded.url,
-            "created_at": func.now(),
-        },
-    ).cte("saved")
-    return select(held.c.uuid).add_cte(saved)
-
-
-_COMPLETE = _complete_statement()
