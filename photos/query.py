@@ -1,9 +1,9 @@
-"""Synchronous queries (``POST /query``): what a consumer answers, and what the
-web app keeps of the answer.
+"""Synchronous queries (``POST /query``): what a consumer answers.
 
 A consumer answers an image with its size and the image mirrored left to right
 (:func:`answer`); the web app records the answer as a ``queries`` row whose id
-names the mirrored file under the thumbs directory (:func:`record`).
+names the mirrored file in storage (:func:`photos.uploads.record_answer`, beside
+the other use case that writes a row and its file).
 
 The size rule (:func:`kilobytes`): the size in bytes divided by 1024, rounded
 half up, and at least 1 for any image (an image is never 0 bytes). So an
@@ -13,23 +13,13 @@ half up, and at least 1 for any image (an image is never 0 bytes). So an
 
 from __future__ import annotations
 
-import logging
 import sys
-import uuid
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import ClassVar, Protocol
-
-from sqlalchemy import delete
+from typing import ClassVar
 
 from photos import imaging
-from photos.db import SessionFactory, unit_of_work
 from photos.errors import PermanentError, ProcessingError
 from photos.imaging import Encoded, ImageError
-from photos.models import Query
-from photos.storage import Storage
-
-log = logging.getLogger(__name__)
 
 
 def kilobytes(size_bytes: int) -> int:
@@ -93,53 +83,3 @@ def answer(data: bytes, *, max_pixels: int, consumer: str) -> Answer:
     except ImageError as exc:
         raise NotAnImage(exc.reason) from None
     return Answer(len(data), mirrored, consumer)
-
-
-# --- the web side ---------------------------------------------------------
-
-
-class Asker(Protocol):
-    def ask(self, image: bytes) -> Answer:
-        """The consumer's answer, or QueryFailed, QueryTimeout, BrokerUnavailable."""
-        ...
-
-
-@dataclass(frozen=True)
-class Recorded:
-    id: uuid.UUID
-    path: str  # of the mirrored image, relative to the thumbs directory
-    answer: Answer
-
-
-def mirrored_path(query_id: uuid.UUID, extension: str) -> str:
-    return str(PurePosixPath("queries", str(query_id)[:2], f"{query_id}-mirrored.{extension}"))
-
-
-def ask(asker: Asker, factory: SessionFactory, storage: Storage, image: bytes) -> Recorded:
-    """Send ``image`` to a consumer and record its answer."""
-    return record(factory, storage, asker.ask(image))
-
-
-def record(factory: SessionFactory, storage: Storage, answer: Answer) -> Recorded:
-    """Insert the ``queries`` row, then write the file it names.
-
-    The row is committed first, so a file never exists without its row: a
-    writer killed mid-write leaves a row naming a missing file and a partial
-    file the storage sweeps, never an unnamed file. A write that fails removes
-    the row again.
-    """
-    query_id = uuid.uuid4()
-    path = mirrored_path(query_id, answer.mirrored.extension)
-    with unit_of_work(factory) as session:
-        session.add(Query(uuid=query_id, size_bytes=answer.size_bytes, mirrored_path=path))
-    try:
-        storage.write(path, answer.mirrored.data)
-    except BaseException:
-        with unit_of_work(factory) as session:
-            session.execute(delete(Query).where(Query.uuid == query_id))
-        raise
-    log.info(
-        "query recorded",
-        extra={"query": str(query_id), "size_bytes": answer.size_bytes, "consumer": answer.consumer},
-    )
-    return Recorded(query_id, path, answer)

@@ -1,4 +1,5 @@
-"""Uploads: photos that arrive as bytes instead of URLs, on the one pipeline.
+"""Uploads: photos that arrive as bytes instead of URLs, on the one pipeline;
+and the answers to queries, kept as a row and the mirrored image's file.
 
 An upload is a ``photos`` row with ``source = 'upload'`` whose original is kept
 under the thumbs directory at ``<uuid[:2]>/<uuid>/original.<ext>`` (a name fixed
@@ -33,6 +34,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -40,7 +43,8 @@ from sqlalchemy.orm import Session
 from photos import imaging, renditions
 from photos.db import SessionFactory, unit_of_work
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
-from photos.models import Photo, PhotoStatus, Thumbnail
+from photos.models import Photo, PhotoStatus, Query, Thumbnail
+from photos.query import Answer
 from photos.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -275,3 +279,53 @@ def read_image(session: Session, storage: Storage, photo_uuid: uuid.UUID, rendit
         raise ImageNotReady(f"the {rendition} file of photo {photo_uuid} is missing from storage") from None
     extension = relative.rsplit(".", 1)[-1]
     return StoredImage(data, _CONTENT_TYPES.get(extension, "application/octet-stream"))
+
+
+# --- queries: the answer kept ------------------------------------------------
+
+
+class Asker(Protocol):
+    def ask(self, image: bytes) -> Answer:
+        """The consumer's answer, or QueryFailed, QueryTimeout, BrokerUnavailable."""
+        ...
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: uuid.UUID
+    path: str  # of the mirrored image, relative to the thumbs directory
+    answer: Answer
+
+
+def mirrored_path(query_id: uuid.UUID, extension: str) -> str:
+    return str(PurePosixPath("queries", str(query_id)[:2], f"{query_id}-mirrored.{extension}"))
+
+
+def ask_query(asker: Asker, factory: SessionFactory, storage: Storage, image: bytes) -> Recorded:
+    """Send ``image`` to a consumer and record its answer."""
+    return record_answer(factory, storage, asker.ask(image))
+
+
+def record_answer(factory: SessionFactory, storage: Storage, answer: Answer) -> Recorded:
+    """Insert the ``queries`` row, then write the file it names.
+
+    The row is committed first, so a file never exists without its row: a
+    writer killed mid-write leaves a row naming a missing file and a partial
+    file the storage sweeps, never an unnamed file. A write that fails removes
+    the row again.
+    """
+    query_id = uuid.uuid4()
+    path = mirrored_path(query_id, answer.mirrored.extension)
+    with unit_of_work(factory) as session:
+        session.add(Query(uuid=query_id, size_bytes=answer.size_bytes, mirrored_path=path))
+    try:
+        storage.write(path, answer.mirrored.data)
+    except BaseException:
+        with unit_of_work(factory) as session:
+            session.execute(delete(Query).where(Query.uuid == query_id))
+        raise
+    log.info(
+        "query recorded",
+        extra={"query": str(query_id), "size_bytes": answer.size_bytes, "consumer": answer.consumer},
+    )
+    return Recorded(query_id, path, answer)

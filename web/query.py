@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from photos import query
+from photos import uploads
 from photos.query import ConsumerError, ImageTooLarge, NotAnImage, QueryFailed
 from photos.rpc import QueryTimeout
 from web import resources
@@ -25,7 +25,7 @@ FAILURE_STATUS: dict[type[QueryFailed], int] = {NotAnImage: 415, ImageTooLarge: 
 def ask() -> Response:
     res = resources.get()
     image = _image_field(res.settings.query_max_bytes)
-    recorded = query.ask(res.query_client(), res.session_factory, res.storage, image)
+    recorded = uploads.ask_query(res.query_client(), res.session_factory, res.storage, image)
     answer = recorded.answer
     return jsonify(
         status="SUCCESS",

@@ -16,8 +16,8 @@ from photos.query import (
     QueryFailed,
     answer,
     kilobytes,
-    mirrored_path,
 )
+from photos.uploads import mirrored_path
 from tests.support import images
 
 
