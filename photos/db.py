@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +60,12 @@ def transaction(factory: SessionFactory) -> Iterator[Connection]:
     engine: Engine = factory.kw["bind"]
     with engine.begin() as connection:
         yield connection
+
+
+def ping(engine: Engine) -> None:
+    """Returns when the database answers a query; raises SQLAlchemyError otherwise."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def is_dropped(exc: BaseException) -> bool:

@@ -23,6 +23,7 @@ dropped on the way.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -116,6 +117,30 @@ class UpscaleTopology(_DeadLetteredQueue):
     def declare(self, channel: BlockingChannel) -> None:
         """Idempotent; declared before publishing or consuming."""
         self._declare_work_queue(channel)
+
+
+def ping(amqp_uri: str, timeout: float = 5.0) -> None:
+    """Returns when RabbitMQ accepts a connection (and closes it); raises
+    BrokerUnavailable otherwise, after at most about ``timeout`` seconds."""
+    params = pika.URLParameters(amqp_uri)
+    params.connection_attempts = 1
+    params.socket_timeout = timeout
+    params.stack_timeout = timeout
+    params.client_properties = {"connection_name": "readiness check"}
+    try:
+        connection = pika.BlockingConnection(params)
+    except AMQPError as exc:
+        raise BrokerUnavailable(f"RabbitMQ does not answer: {_amqp_error(exc)}") from None
+    with contextlib.suppress(AMQPError):
+        connection.close()
+
+
+def _amqp_error(exc: AMQPError) -> str:
+    # pika wraps the cause in connection-workflow errors that print as tuples.
+    cause = exc
+    while cause.args and isinstance(cause.args[-1], BaseException):
+        cause = cause.args[-1]
+    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
 
 
 # A publisher writes its messages to the socket this many at a time.

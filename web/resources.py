@@ -9,8 +9,9 @@ import threading
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from photos import db
+from photos import db, queue
 from photos.config import Settings
+from photos.health import Readiness
 from photos.queue import Publisher, Topology
 from photos.rpc import QueryClient
 from photos.storage import Storage
@@ -27,6 +28,10 @@ class Resources:
         self._publishers: list[Publisher] = []
         self._query_clients: list[QueryClient] = []
         self._lock = threading.Lock()
+        # GET /readyz: one line per backend the service needs.
+        self.readiness = Readiness()
+        self.readiness.add("database", lambda: db.ping(self.engine))
+        self.readiness.add("broker", lambda: queue.ping(settings.amqp_uri))
 
     def publisher(self) -> Publisher:
         publisher: Publisher | None = getattr(self._local, "publisher", None)

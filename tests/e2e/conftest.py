@@ -68,7 +68,7 @@ class RunningService:
 
     def healthy(self) -> bool:
         try:
-            return requests.get(self.url("/healthz"), timeout=5).status_code == 200
+            return requests.get(self.url("/readyz"), timeout=5).status_code == 200
         except requests.RequestException:
             # Refused before gunicorn binds; a read timeout while its workers
             # still boot (the master accepts connections before they can answer).
@@ -113,7 +113,7 @@ def pytest_runtest_makereport(
 def running_service(
     settings: Settings, session_factory: db.SessionFactory, broker: Broker, tmp_path: Path
 ) -> Iterator[RunningService]:
-    """gunicorn and one ``python -m consumer``, ready: /healthz answers 200 and
+    """gunicorn and one ``python -m consumer``, ready: /readyz answers 200 and
     RabbitMQ counts the consumer. Stopped with SIGTERM afterwards."""
     port = free_port()
     settings = settings.with_(port=port)
@@ -130,7 +130,7 @@ def running_service(
         wait_for(
             lambda: service._check_alive() and service.healthy(),
             STARTUP_TIMEOUT,
-            what=f"gunicorn to answer /healthz on port {port}",
+            what=f"gunicorn to answer /readyz on port {port}",
         )
         service.add_consumer()
         yield service

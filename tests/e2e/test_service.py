@@ -90,7 +90,7 @@ def test_make_run_processes_every_photo_end_to_end(
     ).start()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(base + "/healthz"), 30, what="the web app to start")
+        wait_for(lambda: _answers(base + "/readyz"), 30, what="the web app to start")
         pending = requests.get(base + "/photos/pending", timeout=5).json()
         assert sorted(p["uuid"] for p in pending) == sorted(str(u) for u in ids)
 
