@@ -24,6 +24,7 @@ dropped on the way.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ import pika
 import pika.frame
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPError, ChannelClosedByBroker
 from pika.spec import Basic
 
 from photos.messages import BrokerUnavailable, PhotoMessage
@@ -95,6 +96,11 @@ class Topology(_DeadLetteredQueue):
     def query_queue(self) -> str:
         return f"{self.queue}.query"
 
+    @property
+    def watched_queues(self) -> dict[str, str]:
+        """What operators watch, by role: the work, retry and dead-letter queues."""
+        return {"work": self.queue, "retry": self.delay_queue, "dead": self.dead_queue}
+
     def declare(self, channel: BlockingChannel) -> None:
         """Idempotent; every process declares before it publishes or consumes."""
         channel.queue_declare(self.query_queue, durable=True)
@@ -133,6 +139,79 @@ def ping(amqp_uri: str, timeout: float = 5.0) -> None:
         raise BrokerUnavailable(f"RabbitMQ does not answer: {_amqp_error(exc)}") from None
     with contextlib.suppress(AMQPError):
         connection.close()
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    messages: int  # ready, not counting those delivered and not yet acked
+    consumers: int
+
+
+class QueueInspector:
+    """Ready messages and consumers of queues, read by passive declarations
+    over one connection kept between calls; thread-safe. A queue that does not
+    exist (yet) has no messages and no consumers.
+
+    The connection has no heartbeats (nothing reads it between calls, and the
+    broker would close it); TCP keepalive finds a dead peer, and a connection
+    found broken on use is replaced once before BrokerUnavailable is raised.
+    """
+
+    def __init__(self, amqp_uri: str, timeout: float = 5.0) -> None:
+        self._amqp_uri = amqp_uri
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def states(self, queues: Sequence[str]) -> list[QueueState]:
+        with self._lock:
+            try:
+                return [self._state(q) for q in queues]
+            except AMQPError:
+                self._close()
+            try:
+                return [self._state(q) for q in queues]
+            except AMQPError as exc:
+                self._close()
+                raise BrokerUnavailable(f"RabbitMQ does not answer: {_amqp_error(exc)}") from None
+
+    def _state(self, queue: str) -> QueueState:
+        try:
+            declared = self._open_channel().queue_declare(queue, passive=True)
+        except ChannelClosedByBroker as exc:
+            self._channel = None
+            if exc.reply_code == 404:  # NOT_FOUND
+                return QueueState(queue, 0, 0)
+            raise
+        return QueueState(queue, int(declared.method.message_count), int(declared.method.consumer_count))
+
+    def _open_channel(self) -> BlockingChannel:
+        if self._connection is None or not self._connection.is_open:
+            params = pika.URLParameters(self._amqp_uri)
+            params.connection_attempts = 1
+            params.socket_timeout = self._timeout
+            params.stack_timeout = self._timeout
+            params.blocked_connection_timeout = self._timeout
+            params.heartbeat = 0
+            params.tcp_options = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+            params.client_properties = {"connection_name": "queue inspector"}
+            self._connection = pika.BlockingConnection(params)
+            self._channel = None
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._connection.channel()
+        return self._channel
+
+    def _close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(AMQPError):
+                connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
 
 
 def _amqp_error(exc: AMQPError) -> str:

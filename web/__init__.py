@@ -12,7 +12,7 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
-from web import pages, photos, query, resources, tasks, uploads
+from web import operations, pages, photos, query, resources, tasks, uploads
 
 log = logging.getLogger("web")
 
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     resources.init_app(app, settings)
     app.register_blueprint(photos.bp)
+    app.register_blueprint(operations.bp)
     app.register_blueprint(query.bp)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(tasks.bp)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from photos import db, queue
 from photos.config import Settings
 from photos.health import Readiness
-from photos.queue import Publisher, Topology
+from photos.queue import Publisher, QueueInspector, Topology
 from photos.rpc import QueryClient
 from photos.storage import Storage
 
@@ -24,6 +24,7 @@ class Resources:
         self.session_factory = db.make_session_factory(self.engine)
         self.storage = Storage(settings.thumbs_dir)
         self.topology = Topology(settings.queue_name)
+        self.queue_inspector = QueueInspector(settings.amqp_uri)
         self._local = threading.local()
         self._publishers: list[Publisher] = []
         self._query_clients: list[QueryClient] = []
@@ -59,6 +60,7 @@ class Resources:
             publisher.close()
         for client in query_clients:
             client.close()
+        self.queue_inspector.close()
         self.engine.dispose()
 
 

@@ -1,0 +1,78 @@
+"""The operator's endpoints: failures by reason, bulk retry, and the figures
+of the operator page (``GET /stats``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import BadRequest
+
+from photos import operations
+from photos.messages import BrokerUnavailable
+from web import resources
+
+bp = Blueprint("operations", __name__)
+
+RETRY_BODY = 'expected {} (every failed photo) or {"reason": "<a reason as GET /photos/failures lists it>"}'
+
+
+@bp.get("/photos/failures")
+def failures() -> Response:
+    groups = operations.failures(resources.get().session_factory)
+    return jsonify([{"reason": g.reason, "count": g.count, "last_at": _iso(g.last_at)} for g in groups])
+
+
+def parse_retry(payload: object) -> str | None:
+    """The reason to retry, None for every failed photo; BadRequest for any
+    other shape."""
+    if not isinstance(payload, dict) or not set(payload) <= {"reason"}:
+        raise BadRequest(RETRY_BODY)
+    if "reason" not in payload:
+        return None
+    reason = payload["reason"]
+    if not isinstance(reason, str) or not reason:
+        raise BadRequest(RETRY_BODY)
+    return reason
+
+
+@bp.post("/photos/retry")
+def retry() -> tuple[Response, int]:
+    reason = parse_retry(request.get_json(silent=True) if request.is_json else None)
+    res = resources.get()
+    queued = operations.retry_failed(res.session_factory, res.publisher(), reason)
+    return jsonify(queued=queued), 202 if queued else 200
+
+
+@bp.get("/stats")
+def stats() -> Response:
+    """Counts by status, the watched queues with their consumers, and the
+    photos finished in each minute of the last hour. Queues are null, with
+    the reason, while RabbitMQ does not answer."""
+    res = resources.get()
+    counts = operations.status_counts(res.session_factory)
+    minutes = operations.throughput(res.session_factory)
+    watched = res.topology.watched_queues
+    queues: list[dict[str, object]] | None = None
+    broker_error: str | None = None
+    try:
+        states = res.queue_inspector.states(list(watched.values()))
+        queues = [
+            {"role": role, "queue": s.name, "messages": s.messages, "consumers": s.consumers}
+            for role, s in zip(watched, states, strict=True)
+        ]
+    except BrokerUnavailable as exc:
+        broker_error = str(exc)
+    return jsonify(
+        counts={status.value: n for status, n in counts.items()},
+        queues=queues,
+        consumers=queues[0]["consumers"] if queues else None,
+        broker_error=broker_error,
+        throughput=[
+            {"minute": _iso(m.minute), "completed": m.completed, "failed": m.failed} for m in minutes
+        ],
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
