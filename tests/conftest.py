@@ -36,7 +36,7 @@ def engine(database_uri: str) -> Iterator[Engine]:
 @pytest.fixture
 def session_factory(engine: Engine) -> Iterator[db.SessionFactory]:
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE photos, photo_thumbnails, queries CASCADE"))
+        connection.execute(text("TRUNCATE photos, photo_thumbnails, queries, api_keys CASCADE"))
     yield db.make_session_factory(engine)
 
 

@@ -12,7 +12,7 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
-from web import operations, pages, photos, query, resources, tasks, uploads
+from web import auth, headers, operations, pages, photos, query, resources, tasks, uploads
 
 log = logging.getLogger("web")
 
@@ -23,6 +23,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False  # type: ignore[attr-defined]
     resources.init_app(app, settings)
+    auth.init_app(app)
+    headers.init_app(app)
     app.register_blueprint(photos.bp)
     app.register_blueprint(operations.bp)
     app.register_blueprint(query.bp)
@@ -30,11 +32,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
-
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
 
     return app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, render_template, send_from_directory
 
-from web import resources
+from web import auth, resources
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
@@ -17,17 +17,22 @@ log = logging.getLogger("web")
 
 
 @bp.get("/")
+@auth.public
 def home() -> str:
-    return render_template("index.html")
+    # The page holds no data (its script fetches it, with the key), so it is
+    # public: it is where a person without a key is asked for one.
+    return render_template("index.html", access=auth.access())
 
 
 @bp.get("/healthz")
+@auth.public
 def healthz() -> Response:
     """The process is alive and serves requests; touches no backend."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@auth.public
 def readyz() -> tuple[Response, int]:
     """200 when every backend answers, else 503 naming those that do not;
     within the readiness timeout whatever the backends do."""
@@ -43,6 +48,7 @@ def readyz() -> tuple[Response, int]:
 
 
 @bp.get("/samples/<path:name>")
+@auth.public
 def sample(name: str) -> Response:
     # send_from_directory refuses paths that leave the directory.
     return send_from_directory(SAMPLES_DIR, name, max_age=3600)

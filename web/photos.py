@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 
 from photos import pipeline
 from photos.models import Photo, PhotoStatus
-from web import resources
+from web import headers, resources
 
 bp = Blueprint("photos", __name__)
 
@@ -171,4 +171,10 @@ def thumbnail(relative: str) -> Response:
         raise NotFound() from None
     if not path.is_file() or path.name.startswith("."):
         raise NotFound()
-    return send_file(path, max_age=3600)
+    # Only as an image type a browser shows and never runs; anything else as a download.
+    mimetype = headers.image_type(path.name)
+    response = send_file(
+        path, mimetype=mimetype or headers.DOWNLOAD_TYPE, as_attachment=mimetype is None, max_age=3600
+    )
+    response.headers["Content-Security-Policy"] = headers.FILE_CONTENT_SECURITY_POLICY
+    return response

@@ -8,12 +8,14 @@ import sys
 from flask import Flask
 
 from photos import logs
-from web import create_app
+from web import auth, create_app
 
 
 def create() -> Flask:
     logs.configure()
-    return create_app()
+    app = create_app()
+    auth.warn_if_open(app)
+    return app
 
 
 def gunicorn_command(bind: str, *, workers: int = 2, threads: int = 4) -> list[str]:
