@@ -168,6 +168,9 @@ PROTECTED = [
     ("GET", f"/tasks/{uuid.UUID(int=1)}"),
     ("POST", "/query"),
     ("GET", "/thumbs/ab/anything.jpg"),
+    ("GET", "/stats"),
+    ("GET", "/photos/failures"),
+    ("POST", "/photos/retry"),
     ("GET", "/no/such/route"),
 ]
 
@@ -228,6 +231,7 @@ def test_the_first_key_closes_an_open_service_at_the_next_request(app: Flask, cl
 def test_health_page_and_assets_stay_open(app: Flask, client: FlaskClient) -> None:
     create(app, "ci")
     assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
     assert client.get("/static/style.css").status_code == 200
     page = client.get("/")
     assert page.status_code == 200
