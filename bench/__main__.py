@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api, corpus, end_to_end, formats, memory, thumbnail
+from bench import api, colour, corpus, end_to_end, formats, memory, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "memory", "api", "end-to-end")
+BENCHMARKS = ("thumbnail", "formats", "colour", "memory", "api", "end-to-end")
 
 
 def main() -> int:
@@ -34,6 +34,8 @@ def main() -> int:
         thumbnail.run(report, files, args.rounds)
     if "formats" in chosen:
         formats.run(report, files, args.rounds)
+    if "colour" in chosen:
+        colour.run(report, args.rounds)
     if "memory" in chosen:
         memory.run(report, files, args.rounds)
     if "end-to-end" in chosen:

@@ -47,6 +47,11 @@ def reply_to_query(body: bytes, props: BasicProperties, *, max_pixels: int) -> R
     except Exception as exc:
         log.exception("bug while answering a query", extra={"query": request.correlation_id})
         outcome = ConsumerError(f"internal error: {type(exc).__name__}")
+    if isinstance(outcome, Answer) and outcome.mirrored.warning is not None:
+        log.warning(
+            "mirror made with a caveat",
+            extra={"query": request.correlation_id, "reason": outcome.mirrored.warning},
+        )
     if isinstance(outcome, Answer):
         log.info(
             "query answered",

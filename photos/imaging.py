@@ -2,8 +2,9 @@
 
 Pillow does the work, except for WebP thumbnails, which libvips (pyvips) makes
 about 1.6 times faster because libwebp can shrink while it decodes, where
-Pillow always decodes every pixel (bench/formats.py measures both). No I/O, no
-database. Every failure to read an image is raised as :class:`ImageError` with a reason a
+Pillow always decodes every pixel (bench/formats.py measures both). Colours are
+made sRGB from the photo's profile once the image is small (photos/colour.py).
+No I/O, no database. Every failure to read an image is raised as :class:`ImageError` with a reason a
 person understands; nothing else escapes (the fuzz tests hold us to that).
 """
 
@@ -16,6 +17,7 @@ from types import ModuleType
 
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from photos import colour
 from photos.errors import PermanentError
 
 # Formats we open. EPS and PDF (Ghostscript), and every other plugin, are refused
@@ -54,6 +56,9 @@ class Encoded:
     height: int
     content_type: str
     extension: str
+    warning: str | None = None
+    """Something the caller should log: the photo was made, but not quite as
+    asked (its colour profile could not be used, say)."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,10 @@ def fit_within(data: bytes, width: int, height: int, *, max_pixels: int) -> Enco
     """A JPEG that fits in ``width``×``height`` with the aspect ratio kept, the
     EXIF orientation applied and all metadata dropped. Never upscales."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _vips_fit_within(data, width, height, max_pixels)
+        return _encode_jpeg(_vips_fit_within(data, width, height, max_pixels))
     with _open(data, max_pixels) as source:
-        return _encode_jpeg(_fit_within_pixels(source, width, height))
+        icc = _icc_profile(source)
+        return _encode_jpeg(colour.to_srgb(_fit_within_pixels(source, width, height), icc))
 
 
 def _fit_within_pixels(source: Image.Image, width: int, height: int) -> Image.Image:
@@ -103,10 +109,11 @@ def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
     """A ``size``×``size`` JPEG: centre-cropped to a square, then resized."""
     with _open(data, max_pixels) as source:
         orientation = _orientation(source)
+        icc = _icc_profile(source)
         im = _decoded(_prepare_mode(source), (size, size), cover=True)
         im = _apply_orientation(im, orientation)
         im = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
-        return _encode_jpeg(im)
+        return _encode_jpeg(colour.to_srgb(im, icc))
 
 
 def mirror(data: bytes, *, max_pixels: int) -> Encoded:
@@ -114,8 +121,9 @@ def mirror(data: bytes, *, max_pixels: int) -> Encoded:
     otherwise as JPEG."""
     with _open(data, max_pixels) as source:
         fmt = source.format
+        icc = _icc_profile(source)
         im = _apply_orientation(_decoded(_prepare_mode(source), None), _orientation(source))
-        flipped = ImageOps.mirror(im)
+        flipped = colour.to_srgb(ImageOps.mirror(im), icc)
         if fmt == "PNG":
             return _encode_png(flipped)
         return _encode_jpeg(flipped)
@@ -139,10 +147,10 @@ def _pyvips() -> ModuleType:
     return module
 
 
-def _vips_fit_within(data: bytes, width: int, height: int, max_pixels: int) -> Encoded:
-    """fit_within by libvips, for bytes that start as a WebP file does. Same
-    contract: size checked on the header first, EXIF orientation applied, never
-    upscaled, alpha flattened on white, no metadata in the output. (Pillow does
+def _vips_fit_within(data: bytes, width: int, height: int, max_pixels: int) -> colour.InSrgb:
+    """fit_within's pixels by libvips, for bytes that start as a WebP file
+    does. Same contract: size checked on the header first, EXIF orientation
+    applied, never upscaled, colours made sRGB by the same code. (Pillow does
     not even open these, nor libvips before the thumbnail: their WebP readers
     allocate zeroed full-size canvases up front, 10 ms on a 4 MP photo.)"""
     size = _webp_size(data)
@@ -156,14 +164,13 @@ def _vips_fit_within(data: bytes, width: int, height: int, max_pixels: int) -> E
     pyvips = _pyvips()
     try:
         im = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down")
-        if im.hasalpha():
-            im = im.flatten(background=[255, 255, 255])
-        if im.interpretation not in ("srgb", "b-w"):
-            im = im.colourspace("srgb")
-        out: bytes = im.jpegsave_buffer(Q=JPEG_QUALITY, strip=True)
-        return Encoded(out, int(im.width), int(im.height), "image/jpeg", "jpg")
+        icc = im.get("icc-profile-data") if im.get_typeof("icc-profile-data") else None
+        # WebP is 8 bits a channel: 1 to 4 bands of uchar, as Pillow's modes.
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[int(im.bands)]
+        pixels = Image.frombytes(mode, (int(im.width), int(im.height)), im.write_to_memory())
     except pyvips.Error as exc:
         raise ImageError(f"image data is corrupt or truncated: {_vips_reason(exc)}") from None
+    return colour.to_srgb(pixels.convert("RGBA") if mode == "LA" else pixels, icc)
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -204,6 +211,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return im
 
 
+def _icc_profile(im: Image.Image) -> bytes | None:
+    icc = im.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc else None
+
+
 def _orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
@@ -231,7 +243,8 @@ def _prepare_mode(im: Image.Image) -> Image.Image:
 
 
 def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) -> Image.Image:
-    """Decode the pixels, at reduced scale where the format allows (JPEG)."""
+    """Decode the pixels, at reduced scale where the format allows (JPEG).
+    CMYK stays CMYK: its profile converts it once it is small."""
     try:
         if box is not None and im.format == "JPEG":
             if cover:
@@ -243,7 +256,7 @@ def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) 
                 target = box
             im.draft(None, (int(target[0] * REDUCING_GAP), int(target[1] * REDUCING_GAP)))
         im.load()
-        if im.mode in {"CMYK", "YCbCr"}:
+        if im.mode == "YCbCr":
             im = im.convert("RGB")
     except Exception as exc:
         raise ImageError(f"image data is corrupt or truncated: {exc}") from None
@@ -266,19 +279,21 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im
 
 
-def _encode_jpeg(im: Image.Image) -> Encoded:
-    im = _flatten(im)
+def _encode_jpeg(pixels: colour.InSrgb) -> Encoded:
+    im = _flatten(pixels.image)
     out = io.BytesIO()
     # No exif= or xmp= argument: EXIF (and with it GPS) never reaches an output.
     # Pillow would copy a comment from the source (a JPEG COM marker or a PNG
     # text chunk named "comment", which may also be too long for a marker).
     im.save(out, "JPEG", quality=JPEG_QUALITY, comment=b"")
-    return Encoded(out.getvalue(), im.width, im.height, "image/jpeg", "jpg")
+    return Encoded(out.getvalue(), im.width, im.height, "image/jpeg", "jpg", pixels.warning)
 
 
-def _encode_png(im: Image.Image) -> Encoded:
+def _encode_png(pixels: colour.InSrgb) -> Encoded:
+    im = pixels.image
     if im.mode not in ("RGB", "RGBA", "L", "LA"):
         im = im.convert("RGBA")
     out = io.BytesIO()
-    im.save(out, "PNG")
-    return Encoded(out.getvalue(), im.width, im.height, "image/png", "png")
+    # Pillow's PNG writer would copy the source's profile from im.info.
+    im.save(out, "PNG", icc_profile=None)
+    return Encoded(out.getvalue(), im.width, im.height, "image/png", "png", pixels.warning)

@@ -190,6 +190,12 @@ class Processor:
             if claim.attempts >= self.max_attempts:
                 return self.fail(photo, f"gave up after {claim.attempts} attempts: {exc.reason}")
             return self.retry(photo, claim.attempts, exc.reason)
+        for recipe, image in made:
+            if image.warning is not None:
+                log.warning(
+                    "rendition made with a caveat",
+                    extra={"photo": str(photo), "rendition": recipe.name, "reason": image.warning},
+                )
         rows: list[dict[str, object]] = []
         files: list[Staged] = []
         try:
