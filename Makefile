@@ -7,6 +7,8 @@ export PG_CONNECTION_URI ?= postgresql://postgres@127.0.0.1:5432/photos
 export AMQP_URI ?= amqp://guest:guest@127.0.0.1:5672/%2F
 export THUMBS_DIR ?= $(CURDIR)/thumbs
 export PORT ?= 3000
+# `make run`'s consumers serve /metrics on consecutive ports from this one.
+export METRICS_PORT ?= 9101
 # The sample photos are served by the app itself on localhost.
 export ALLOWED_FETCH_HOSTS ?= localhost,127.0.0.1
 # Compose v2 (the docker plugin) where it is installed, else the standalone docker-compose.

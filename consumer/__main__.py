@@ -9,6 +9,7 @@ import os
 from consumer.worker import build_worker
 from photos import logs
 from photos.config import Settings
+from photos.metrics import ProcessingMetrics
 
 
 def main() -> None:
@@ -19,9 +20,17 @@ def main() -> None:
     settings = Settings.from_env()
     if args.queue:
         settings = settings.with_(queue_name=args.queue)
-    worker = build_worker(settings)
+    metrics = ProcessingMetrics()
+    worker = build_worker(settings, metrics)
     worker.install_signal_handlers()
-    worker.run()
+    server = metrics.serve(settings.metrics_port) if settings.metrics_port else None
+    if server is not None:
+        logging.getLogger("consumer").info("serving metrics", extra={"port": server.port})
+    try:
+        worker.run()
+    finally:
+        if server is not None:
+            server.close()
     if worker.abandoned:
         # A photo's work outlived the grace: it was given back and its message
         # returned, so its thread is not waited for (the interpreter would join it).

@@ -39,11 +39,16 @@ from photos import db, fetch
 from photos.config import Settings
 from photos.db import is_dropped, is_unavailable
 from photos.messages import PhotoMessage
+from photos.metrics import Processed, ProcessingMetrics
 from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
 from photos.queue import DELIVERY_LIMIT, Topology, properties
 from photos.storage import Storage
 
 log = logging.getLogger("consumer")
+
+# The Done outcomes counted in photo_processor_processed_total (the others,
+# "lease lost", "already completed", ..., settle nothing new).
+_COUNTED = frozenset(p.value for p in (Processed.completed, Processed.failed))
 
 T = TypeVar("T")
 
@@ -57,14 +62,11 @@ class _Delivery:
 
 
 class Worker(ConsumeLoop):
-    def __init__(
-        self,
-        settings: Settings,
-        processor: Processor,
-    ) -> None:
+    def __init__(self, settings: Settings, processor: Processor, metrics: ProcessingMetrics) -> None:
         super().__init__(log)
         self.settings = settings
         self.processor = processor
+        self.metrics = metrics
         self.topology = Topology(settings.queue_name)
         self.abandoned = False
         self._inflight = 0
@@ -204,14 +206,17 @@ class Worker(ConsumeLoop):
             log.info("message returned", extra={"photo": photo, "outcome": "stopping"})
             return lambda: _nack(delivery)
         if isinstance(outcome, RetryLater):
+            self.metrics.count(Processed.retried)
             delay_ms = max(1, int(outcome.delay * 1000))
             log.info("message delayed", extra={"photo": photo, "outcome": "retry", "delay_ms": delay_ms})
             return lambda: self._republish_later(delivery, delay_ms)
         log.info("message done", extra={"photo": photo, "outcome": outcome.outcome})
+        if outcome.outcome in _COUNTED:
+            self.metrics.count(Processed(outcome.outcome))
         return lambda: _ack(delivery)
 
     def _process(self, message: PhotoMessage) -> Outcome:
-        with self._leases.holding(message.photo_uuid):
+        with self._leases.holding(message.photo_uuid), self.metrics.in_flight.track_inprogress():
             try:
                 return self.processor.handle(message)
             except Exception as exc:
@@ -359,13 +364,16 @@ def _nack(delivery: _Delivery) -> None:
     delivery.channel.basic_nack(delivery.tag, requeue=True)
 
 
-def build_worker(settings: Settings) -> Worker:
+def build_worker(settings: Settings, metrics: ProcessingMetrics | None = None) -> Worker:
     """Wire the real adapters together: the one place that does."""
+    metrics = metrics or ProcessingMetrics()
     engine = db.make_engine(settings.pg_uri, pool_size=settings.prefetch + 1)
-    return Worker(settings, build_processor(settings, db.make_session_factory(engine)))
+    return Worker(settings, build_processor(settings, db.make_session_factory(engine), metrics), metrics)
 
 
-def build_processor(settings: Settings, factory: db.SessionFactory) -> Processor:
+def build_processor(
+    settings: Settings, factory: db.SessionFactory, metrics: ProcessingMetrics | None = None
+) -> Processor:
     """The processor of ``settings`` on ``factory``'s database (tests give
     their own factory)."""
     policy = fetch.FetchPolicy(
@@ -383,4 +391,5 @@ def build_processor(settings: Settings, factory: db.SessionFactory) -> Processor
         max_attempts=settings.max_attempts,
         max_pixels=settings.max_image_pixels,
         retry_base_delay=settings.retry_base_delay,
+        metrics=metrics or ProcessingMetrics(),
     )

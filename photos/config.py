@@ -82,6 +82,11 @@ class Settings:
     # Uploads: the most bytes an uploaded image may have once decoded.
     upload_max_bytes: int = 20 * 1024 * 1024
     sample_base_url: str = ""
+    # Metrics: the directory where gunicorn's workers keep theirs (set by
+    # gunicorn_conf.py; None in a single process), and the port a consumer
+    # serves its /metrics on (None: it serves none).
+    metrics_multiprocess_dir: Path | None = None
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +113,12 @@ class Settings:
             query_max_bytes=_int(env, "QUERY_MAX_BYTES", 10 * 1024 * 1024, minimum=1),
             upload_max_bytes=_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
             sample_base_url=env.get("SAMPLE_BASE_URL") or f"http://localhost:{port}/samples/",
+            metrics_multiprocess_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
+            if env.get("PROMETHEUS_MULTIPROC_DIR")
+            else None,
+            metrics_port=_int(env, "METRICS_PORT", 0, minimum=1)
+            if env.get("METRICS_PORT", "").strip()
+            else None,
         )
 
     def with_(self, **changes: object) -> Settings:

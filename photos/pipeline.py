@@ -30,6 +30,7 @@ from photos import renditions, statements
 from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
+from photos.metrics import ProcessingMetrics, Stage
 from photos.models import Photo, PhotoStatus
 from photos.storage import Staged, Storage
 
@@ -171,6 +172,7 @@ class Processor:
     max_pixels: int
     retry_base_delay: float = 1.0
     owner: uuid.UUID = field(default_factory=uuid.uuid4)
+    metrics: ProcessingMetrics = field(default_factory=ProcessingMetrics)
 
     def handle(self, message: PhotoMessage) -> Outcome:
         photo = message.photo_uuid
@@ -182,8 +184,10 @@ class Processor:
         except KeyError as exc:
             return self.fail(photo, f"unknown rendition {exc.args[0]!r}")
         try:
-            data = self._original(claim)
-            made = [(recipe, recipe.make(data, self.max_pixels)) for recipe in recipes]
+            with self.metrics.stage(Stage.download):
+                data = self._original(claim)
+            with self.metrics.stage(Stage.render):
+                made = [(recipe, recipe.make(data, self.max_pixels)) for recipe in recipes]
         except PermanentError as exc:
             return self.fail(photo, exc.reason)
         except TransientError as exc:
@@ -201,7 +205,8 @@ class Processor:
         try:
             for recipe, image in made:
                 path = self.storage.rendition_path(photo, recipe.name, image.extension)
-                files.append(self.storage.stage(path, image.data))
+                with self.metrics.stage(Stage.store):
+                    files.append(self.storage.stage(path, image.data))
                 rows.append(
                     {
                         "photo_uuid": photo,
@@ -211,7 +216,8 @@ class Processor:
                         "url": path,
                     }
                 )
-            return self.complete(photo, rows, files)
+            with self.metrics.stage(Stage.commit):
+                return self.complete(photo, rows, files)
         finally:
             for staged in files:
                 staged.discard()  # nothing left to do for those published
@@ -247,7 +253,9 @@ class Processor:
     def _original(self, claim: Claim) -> bytes:
         """The photo's bytes: uploaded ones from storage, the others downloaded."""
         if claim.original_path is None:
-            return self.fetcher(claim.url)
+            data = self.fetcher(claim.url)
+            self.metrics.downloaded_bytes.inc(len(data))
+            return data
         try:
             return self.storage.read(claim.original_path)
         except FileNotFoundError:

@@ -1,8 +1,10 @@
 """``make run``: the service without Docker, in the foreground.
 
-Starts gunicorn (the web app on PORT) and one consumer, prefixes nothing and
-passes their logs through; Ctrl-C or SIGTERM stops both, and if either exits
-the other is stopped too, so a half-running service never stays behind.
+Starts gunicorn (the web app on PORT) and CONSUMERS consumers (1), prefixes
+nothing and passes their logs through. With METRICS_PORT set, the consumers
+serve their metrics on consecutive ports from it (METRICS_PORT, +1, ...).
+Ctrl-C or SIGTERM stops them all, and if one exits the others are stopped
+too, so a half-running service never stays behind.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ def main() -> int:
     port = os.environ.get("PORT", "3000")
     workers = int(os.environ.get("WEB_WORKERS", "2"))
     consumers = int(os.environ.get("CONSUMERS", "1"))
-    commands = [
-        gunicorn_command(f"0.0.0.0:{port}", workers=workers),
-        *([sys.executable, "-m", "consumer"] for _ in range(consumers)),
-    ]
-    children = [subprocess.Popen(c) for c in commands]
+    metrics_port = os.environ.get("METRICS_PORT", "").strip()
+    children = [subprocess.Popen(gunicorn_command(f"0.0.0.0:{port}", workers=workers))]
+    for i in range(consumers):
+        env = dict(os.environ)
+        if metrics_port:
+            env["METRICS_PORT"] = str(int(metrics_port) + i)
+        children.append(subprocess.Popen([sys.executable, "-m", "consumer"], env=env))
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -12,7 +12,7 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
-from web import auth, headers, operations, pages, photos, query, resources, tasks, uploads
+from web import auth, headers, metrics, operations, pages, photos, query, resources, tasks, uploads
 
 log = logging.getLogger("web")
 
@@ -23,6 +23,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False  # type: ignore[attr-defined]
     resources.init_app(app, settings)
+    # First, so that requests refused for want of a key are counted too.
+    metrics.init_app(app, resources.of(app), settings.metrics_multiprocess_dir)
     auth.init_app(app)
     headers.init_app(app)
     app.register_blueprint(photos.bp)

@@ -69,9 +69,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.teardown_appcontext(_close_session)
 
 
-def get() -> Resources:
-    resources: Resources = current_app.extensions["photos"]
+def of(app: Flask) -> Resources:
+    resources: Resources = app.extensions["photos"]
     return resources
+
+
+def get() -> Resources:
+    return of(current_app)
 
 
 def session() -> Session:

@@ -27,5 +27,6 @@ def gunicorn_command(bind: str, *, workers: int = 2, threads: int = 4) -> list[s
         "--threads", str(threads),
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        "--config", "python:gunicorn_conf",
         "web.wsgi:create()",
     ]  # fmt: skip
