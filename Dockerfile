@@ -13,10 +13,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # The uid that writes the thumbs: match the owner of the bind-mounted ./thumbs
 # (docker compose build --build-arg APP_UID=$(id -u)) if it is not 1000.
 ARG APP_UID=1000
-# libvips makes WebP thumbnails (pyvips loads it at run time; see photos/imaging.py).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libvips42 \
-    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid "${APP_UID}" app \
     && mkdir -p "${THUMBS_DIR}" \
     && chown app:app "${THUMBS_DIR}"

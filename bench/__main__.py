@@ -29,6 +29,7 @@ def main() -> int:
     report = Report()
     for line in machine():
         report.say(line)
+    report.say(f"libvips (bench/formats.py's reference, not used by the service): {formats.vips_version()}")
     files = corpus.ensure()
     if "thumbnail" in chosen:
         thumbnail.run(report, files, args.rounds)

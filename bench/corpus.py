@@ -34,6 +34,7 @@ class Corpus:
     jpeg_24mp: Path
     png_4mp: list[Path]
     webp_4mp: list[Path]
+    webp_12mp: list[Path]
 
 
 def photo(width: int, height: int, seed: int) -> Image.Image:
@@ -118,9 +119,9 @@ def ensure(photos: int = 3, *, log: bool = True) -> Corpus:
     """Make whatever is missing; returns the paths."""
     directory = ROOT / f"v{VERSION}"
     directory.mkdir(parents=True, exist_ok=True)
-    jpeg_12, rot_6, rot_8, png_4, webp_4 = [], [], [], [], []
+    jpeg_12, rot_6, rot_8, png_4, webp_4, webp_12 = [], [], [], [], [], []
     for seed in range(photos):
-        names = [f"12mp-{seed}.jpg", f"12mp-{seed}-exif6.jpg", f"12mp-{seed}-exif8.jpg"]
+        names = [f"12mp-{seed}.jpg", f"12mp-{seed}-exif6.jpg", f"12mp-{seed}-exif8.jpg", f"12mp-{seed}.webp"]
         if not all((directory / n).exists() for n in names):
             if log:
                 print(f"corpus: making 12 MP photo {seed} ...", flush=True)
@@ -128,9 +129,11 @@ def ensure(photos: int = 3, *, log: bool = True) -> Corpus:
             _make(directory / names[0], partial(_jpeg, im))
             _make(directory / names[1], partial(_jpeg, rotated_for(im, 6), 6))
             _make(directory / names[2], partial(_jpeg, rotated_for(im, 8), 8))
+            _make(directory / names[3], partial(encode, im, "WEBP", quality=90))
         jpeg_12.append(directory / names[0])
         rot_6.append(directory / names[1])
         rot_8.append(directory / names[2])
+        webp_12.append(directory / names[3])
         names = [f"4mp-{seed}.png", f"4mp-{seed}.webp"]
         if not all((directory / n).exists() for n in names):
             if log:
@@ -144,7 +147,7 @@ def ensure(photos: int = 3, *, log: bool = True) -> Corpus:
     if not big.exists() and log:
         print("corpus: making 24 MP photo ...", flush=True)
     _make(big, lambda: _jpeg(photo(6000, 4000, 1000)))
-    return Corpus(jpeg_12, rot_6, rot_8, big, png_4, webp_4)
+    return Corpus(jpeg_12, rot_6, rot_8, big, png_4, webp_4, webp_12)
 
 
 if __name__ == "__main__":

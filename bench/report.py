@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 import PIL
 from PIL import features
 
-from photos import imaging
-
 
 @dataclass
 class Report:
@@ -70,7 +68,6 @@ def machine() -> list[str]:
         f"(libjpeg-turbo {features.version('libjpeg_turbo')}, libwebp {features.version('webp')}, "
         f"zlib {features.version('zlib')})",
         f"djpeg: {_djpeg_version()}",
-        f"libvips: {_vips_version()}",
     ]
     return lines
 
@@ -83,9 +80,3 @@ def _djpeg_version() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "not installed (apt-get install libjpeg-turbo-progs)"
     return (result.stderr or result.stdout).strip().splitlines()[0]
-
-
-def _vips_version() -> str:
-    # Through imaging, which loads Pillow's WebP module before libvips (see there).
-    pyvips = imaging._pyvips()
-    return f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)} (pyvips {pyvips.__version__})"

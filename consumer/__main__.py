@@ -7,7 +7,7 @@ import logging
 import os
 
 from consumer.worker import build_worker
-from photos import logs
+from photos import imaging, logs
 from photos.config import Settings
 from photos.metrics import ProcessingMetrics
 
@@ -17,6 +17,12 @@ def main() -> None:
     parser.add_argument("--queue", help="work queue name (default: QUEUE_NAME or photo-processor)")
     args = parser.parse_args()
     logs.configure()
+    missing = imaging.missing_codecs()
+    if missing:
+        # Photos that need them fail with these words as their reason.
+        logging.getLogger("consumer").warning(
+            "image formats this consumer cannot handle", extra={"missing": missing}
+        )
     settings = Settings.from_env()
     if args.queue:
         settings = settings.with_(queue_name=args.queue)

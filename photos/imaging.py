@@ -1,21 +1,22 @@
 """Pure image code: bytes in, encoded image bytes and their size out.
 
-Pillow does the work, except for WebP thumbnails, which libvips (pyvips) makes
-about 1.6 times faster because libwebp can shrink while it decodes, where
-Pillow always decodes every pixel (bench/formats.py measures both). Colours are
-made sRGB from the photo's profile once the image is small (photos/colour.py).
-No I/O, no database. Every failure to read an image is raised as :class:`ImageError` with a reason a
-person understands; nothing else escapes (the fuzz tests hold us to that).
+Pillow does all of it, with the codecs its wheel bundles (libjpeg-turbo, zlib,
+libwebp, libtiff), so ``pip install`` brings everything and no system library
+is loaded. Colours are made sRGB from the photo's profile once the image is
+small (photos/colour.py). No I/O, no database. Every failure to read an image is raised as
+:class:`ImageError` with a reason a person understands; nothing else escapes
+(the fuzz tests hold us to that). A Pillow built without one of those codecs
+(from source, or a distribution's) raises :class:`CodecUnavailable`, which
+names what is missing, and :func:`missing_codecs` lists them for ``/readyz``.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import io
 from dataclasses import dataclass
-from types import ModuleType
 
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, _imaging
 
 from photos import colour
 from photos.errors import PermanentError
@@ -49,6 +50,12 @@ class ImageError(PermanentError):
     """The bytes are not an image we can turn into a rendition."""
 
 
+class CodecUnavailable(ImageError):
+    """This installation of Pillow cannot read or write the format: a codec it
+    was built without, or whose library did not load. The reason names it;
+    the same words appear on ``/readyz``."""
+
+
 @dataclass(frozen=True)
 class Encoded:
     data: bytes
@@ -80,8 +87,6 @@ def probe(data: bytes, max_pixels: int) -> Probe:
 def fit_within(data: bytes, width: int, height: int, *, max_pixels: int) -> Encoded:
     """A JPEG that fits in ``width``×``height`` with the aspect ratio kept, the
     EXIF orientation applied and all metadata dropped. Never upscales."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _encode_jpeg(_vips_fit_within(data, width, height, max_pixels))
     with _open(data, max_pixels) as source:
         icc = _icc_profile(source)
         return _encode_jpeg(colour.to_srgb(_fit_within_pixels(source, width, height), icc))
@@ -129,50 +134,6 @@ def mirror(data: bytes, *, max_pixels: int) -> Encoded:
         return _encode_jpeg(flipped)
 
 
-@functools.cache
-def _pyvips() -> ModuleType:
-    """libvips, loaded on the first WebP only: it adds some 35 MB of shared
-    libraries to a process, which consumers that never see a WebP do without."""
-    # pyvips loads libvips with RTLD_GLOBAL: a Pillow WebP module loaded after
-    # it would bind to the system's libwebp rather than the one Pillow was
-    # built with (probe, square and mirror still read WebP with Pillow).
-    features.check_module("webp")
-    import pyvips  # noqa: PLC0415
-
-    # Only libvips' fuzzed loaders may run on untrusted bytes (not ImageMagick
-    # and the like), and the operation cache must not keep photos in memory.
-    pyvips.block_untrusted_set(True)
-    pyvips.cache_set_max(0)
-    module: ModuleType = pyvips
-    return module
-
-
-def _vips_fit_within(data: bytes, width: int, height: int, max_pixels: int) -> colour.InSrgb:
-    """fit_within's pixels by libvips, for bytes that start as a WebP file
-    does. Same contract: size checked on the header first, EXIF orientation
-    applied, never upscaled, colours made sRGB by the same code. (Pillow does
-    not even open these, nor libvips before the thumbnail: their WebP readers
-    allocate zeroed full-size canvases up front, 10 ms on a 4 MP photo.)"""
-    size = _webp_size(data)
-    if size is None:
-        raise ImageError("unreadable image header: not a valid WebP header")
-    w, h = size
-    if w <= 0 or h <= 0:
-        raise ImageError(f"image has no pixels ({w}x{h})")
-    if w * h > max_pixels:
-        raise ImageError(f"image is {w}x{h}, more than the limit of {max_pixels} pixels")
-    pyvips = _pyvips()
-    try:
-        im = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down")
-        icc = im.get("icc-profile-data") if im.get_typeof("icc-profile-data") else None
-        # WebP is 8 bits a channel: 1 to 4 bands of uchar, as Pillow's modes.
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[int(im.bands)]
-        pixels = Image.frombytes(mode, (int(im.width), int(im.height)), im.write_to_memory())
-    except pyvips.Error as exc:
-        raise ImageError(f"image data is corrupt or truncated: {_vips_reason(exc)}") from None
-    return colour.to_srgb(pixels.convert("RGBA") if mode == "LA" else pixels, icc)
-
-
 def _webp_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a WebP's first chunk (RIFF container, then VP8X,
     VP8 or VP8L), or None when it is not one of those."""
@@ -187,33 +148,114 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _vips_reason(exc: Exception) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
-
-
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("the download was empty (0 bytes)")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        # Pillow's WebP reader allocates the whole canvas when it opens the
+        # file, so the ceiling is checked on the header before that.
+        size = _webp_size(data)
+        if size is None:
+            raise ImageError("unreadable image header: not a valid WebP header")
+        _check_size(*size, max_pixels)
+        _require_module("WEBP")
     try:
         im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
         raise ImageError("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
     except Exception as exc:  # Pillow's plugins raise many types on bad headers
         raise ImageError(f"unreadable image header: {exc}") from None
-    w, h = im.size
-    if w <= 0 or h <= 0:
+    try:
+        _check_size(*im.size, max_pixels)
+        _require_decoders(im)
+    except ImageError:
         im.close()
-        raise ImageError(f"image has no pixels ({w}x{h})")
-    if w * h > max_pixels:
-        im.close()
-        raise ImageError(f"image is {w}x{h}, more than the limit of {max_pixels} pixels")
+        raise
     return im
 
 
 def _icc_profile(im: Image.Image) -> bytes | None:
     icc = im.info.get("icc_profile")
     return icc if isinstance(icc, bytes) and icc else None
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(f"image is {width}x{height}, more than the limit of {max_pixels} pixels")
+
+
+# --- codecs -------------------------------------------------------------------
+#
+# What Pillow needs beyond its own code for each format we read or write: a
+# codec compiled into its core (its name + "_decoder"/"_encoder" in
+# PIL._imaging), or, for WebP, a module of its own. Pillow's wheels have them
+# all; a Pillow built without a library has not, and says so only when a photo
+# needs it ("decoder jpeg not available"), which would read as a crash.
+_LIBRARIES = {"jpeg": "libjpeg", "zip": "zlib", "libtiff": "libtiff"}
+_FORMAT_CODECS = {"JPEG": "jpeg", "PNG": "zip", "TIFF": "libtiff"}
+_FORMAT_MODULES = {"WEBP": ("PIL._webp", "libwebp")}
+_FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF"}
+
+
+def missing_codecs() -> list[str]:
+    """What this process cannot read or write among the formats we handle, one
+    line each, naming the library; empty when everything is there."""
+    missing = []
+    for fmt, codec in _FORMAT_CODECS.items():
+        for direction in ("decoder", "encoder") if fmt in ("JPEG", "PNG") else ("decoder",):
+            if not hasattr(_imaging, f"{codec}_{direction}"):
+                missing.append(_no_codec(fmt, codec, direction))
+    for fmt in _FORMAT_MODULES:
+        problem = _module_problem(fmt)
+        if problem is not None:
+            missing.append(problem)
+    return missing
+
+
+def check_codecs() -> None:
+    """Returns when every codec is there; raises CodecUnavailable naming those
+    that are not (the imaging check of ``/readyz``)."""
+    missing = missing_codecs()
+    if missing:
+        raise CodecUnavailable("; ".join(missing))
+
+
+def _no_codec(fmt: str, codec: str, direction: str) -> str:
+    verb = "read" if direction == "decoder" else "write"
+    library = _LIBRARIES.get(codec, codec)
+    return f"cannot {verb} {_FORMAT_NAMES.get(fmt, fmt)} images: Pillow was built without {library} (no {codec} {direction})"
+
+
+def _module_problem(fmt: str) -> str | None:
+    module, library = _FORMAT_MODULES[fmt]
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"cannot read {_FORMAT_NAMES[fmt]} images: Pillow's {library} module did not load ({exc})"
+    return None
+
+
+def _require_module(fmt: str) -> None:
+    problem = _module_problem(fmt)
+    if problem is not None:
+        raise CodecUnavailable(problem)
+
+
+def _require_decoders(im: Image.Image) -> None:
+    """Raise CodecUnavailable where load() would fail for want of a decoder."""
+    tiles = im.tile if isinstance(im, ImageFile.ImageFile) else []
+    for tile in tiles:
+        name = tile.codec_name
+        if name not in Image.DECODERS and not hasattr(_imaging, f"{name}_decoder"):
+            raise CodecUnavailable(_no_codec(str(im.format), name, "decoder"))
+
+
+def _require_encoder(fmt: str) -> None:
+    codec = _FORMAT_CODECS[fmt]
+    if not hasattr(_imaging, f"{codec}_encoder"):
+        raise CodecUnavailable(_no_codec(fmt, codec, "encoder"))
 
 
 def _orientation(im: Image.Image) -> int:
@@ -258,6 +300,8 @@ def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) 
         im.load()
         if im.mode == "YCbCr":
             im = im.convert("RGB")
+    except ImageError:
+        raise
     except Exception as exc:
         raise ImageError(f"image data is corrupt or truncated: {exc}") from None
     return im
@@ -280,6 +324,7 @@ def _flatten(im: Image.Image) -> Image.Image:
 
 
 def _encode_jpeg(pixels: colour.InSrgb) -> Encoded:
+    _require_encoder("JPEG")
     im = _flatten(pixels.image)
     out = io.BytesIO()
     # No exif= or xmp= argument: EXIF (and with it GPS) never reaches an output.
@@ -290,6 +335,7 @@ def _encode_jpeg(pixels: colour.InSrgb) -> Encoded:
 
 
 def _encode_png(pixels: colour.InSrgb) -> Encoded:
+    _require_encoder("PNG")
     im = pixels.image
     if im.mode not in ("RGB", "RGBA", "L", "LA"):
         im = im.convert("RGBA")
