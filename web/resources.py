@@ -9,7 +9,7 @@ import threading
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from photos import db, queue
+from photos import db, imaging, queue
 from photos.config import Settings
 from photos.health import Readiness
 from photos.queue import Publisher, QueueInspector, Topology
@@ -33,6 +33,8 @@ class Resources:
         self.readiness = Readiness()
         self.readiness.add("database", lambda: db.ping(self.engine))
         self.readiness.add("broker", lambda: queue.ping(settings.amqp_uri))
+        # Pillow's codecs: a build without one fails those photos, and says so here.
+        self.readiness.add("imaging", imaging.check_codecs)
 
     def publisher(self) -> Publisher:
         publisher: Publisher | None = getattr(self._local, "publisher", None)

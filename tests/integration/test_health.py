@@ -49,7 +49,10 @@ def test_alive_and_ready_when_everything_answers(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.get_json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "imaging": "ok"},
+    }
 
 
 def test_not_ready_naming_the_database_that_refuses(make_app: MakeClient) -> None:

@@ -1,11 +1,13 @@
-"""A consumer whose Pillow lacks a codec (here WebP, taken away by
-tests/support/pillow_without as a build without libwebp lacks it): the photos
-that need it fail with a reason naming what is missing, never as an internal
-error, and the consumer goes on with the others."""
+"""A Pillow that lacks a codec (here WebP, taken away by
+tests/support/pillow_without as a build without libwebp lacks it): a consumer
+fails the photos that need it with a reason naming what is missing, never as
+an internal error, and goes on with the others; the web app's /readyz says
+what is missing."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,3 +54,35 @@ def test_a_consumer_without_webp_fails_webp_photos_naming_libwebp_and_makes_the_
     assert failed.attempts == 1
     warned = [json.loads(line) for line in consumer.log().splitlines() if "cannot handle" in line]
     assert [entry["missing"] for entry in warned] == [[failed.reason]]
+
+
+READYZ = """
+import json
+from tests.support.pillow_without import take_away
+take_away(["webp"])
+from photos.config import Settings
+from web import create_app
+app = create_app(Settings.from_env())
+response = app.test_client().get("/readyz")
+print(json.dumps([response.status_code, response.get_json()]))
+app.extensions["photos"].close()
+"""
+
+
+def test_readyz_names_the_missing_codec(settings: Settings) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", READYZ],
+        cwd=ROOT,
+        env=service_env(settings, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, body = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == 503
+    assert body["down"] == ["imaging"]
+    assert body["checks"]["database"] == body["checks"]["broker"] == "ok"
+    assert body["checks"]["imaging"].startswith(
+        "cannot read WebP images: Pillow's libwebp module did not load"
+    )
