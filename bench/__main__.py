@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api, colour, corpus, end_to_end, formats, memory, thumbnail
+from bench import api, colour, corpus, end_to_end, formats, memory, metrics, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "colour", "memory", "api", "end-to-end")
+BENCHMARKS = ("thumbnail", "formats", "colour", "memory", "api", "metrics", "end-to-end")
 
 
 def main() -> int:
@@ -43,6 +43,8 @@ def main() -> int:
         end_to_end.run(report, files, args.rounds)
     if "api" in chosen:
         api.run(report, args.rounds)
+    if "metrics" in chosen:
+        metrics.run(report, args.rounds)
     report.say("")
     report.say(
         f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine disturbs the figures)"

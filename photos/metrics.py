@@ -46,8 +46,9 @@ class ProcessingMetrics:
             ["outcome"],
             registry=self.registry,
         )
-        for outcome in Processed:
-            self.processed.labels(outcome.value)  # present at 0 from the start, so rate() sees the first
+        # Every series present (at 0) from the start, so rate() sees the first
+        # photo; the children are looked up once, not per photo.
+        self._processed = {outcome: self.processed.labels(outcome.value) for outcome in Processed}
         self.stage_seconds = Histogram(
             "photo_processor_stage_duration_seconds",
             "Time spent in each stage of processing a photo",
@@ -55,8 +56,7 @@ class ProcessingMetrics:
             buckets=STAGE_BUCKETS,
             registry=self.registry,
         )
-        for stage in Stage:
-            self.stage_seconds.labels(stage.value)
+        self._stages = {stage: self.stage_seconds.labels(stage.value) for stage in Stage}
         self.downloaded_bytes = Counter(
             "photo_processor_downloaded_bytes",
             "Bytes of photos downloaded from their URLs",
@@ -73,10 +73,10 @@ class ProcessingMetrics:
         try:
             yield
         finally:
-            self.stage_seconds.labels(stage.value).observe(time.perf_counter() - start)
+            self._stages[stage].observe(time.perf_counter() - start)
 
     def count(self, outcome: Processed) -> None:
-        self.processed.labels(outcome.value).inc()
+        self._processed[outcome].inc()
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> MetricsServer:
         """``GET /metrics`` on ``port`` from a daemon thread, until closed."""

@@ -38,6 +38,8 @@ class RunningService:
     log_dir: Path
     web: Process
     consumers: list[Process] = field(default_factory=list)
+    # Where each consumer serves its /metrics (its METRICS_PORT).
+    consumer_metrics: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -49,8 +51,14 @@ class RunningService:
     def add_consumer(self) -> Process:
         """Start one more consumer and wait until RabbitMQ counts it."""
         before = self.consumer_count()
-        process = consumer(self.settings, self.log_dir / f"consumer-{len(self.consumers)}.log").start()
+        metrics_port = free_port()
+        process = consumer(
+            self.settings,
+            self.log_dir / f"consumer-{len(self.consumers)}.log",
+            METRICS_PORT=str(metrics_port),
+        ).start()
         self.consumers.append(process)
+        self.consumer_metrics.append(f"http://127.0.0.1:{metrics_port}/metrics")
         wait_for(
             lambda: self._check_alive() and self.consumer_count() > before,
             STARTUP_TIMEOUT,

@@ -91,3 +91,18 @@ def test_settings_are_frozen_and_copied_with_changes() -> None:
     assert (settings.lease_seconds, changed.lease_seconds) == (60.0, 3.0)
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_metrics_settings_are_off_unless_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.metrics_port is None
+    assert settings.metrics_multiprocess_dir is None
+    settings = Settings.from_env({"METRICS_PORT": "9101", "PROMETHEUS_MULTIPROC_DIR": "/tmp/m"})
+    assert settings.metrics_port == 9101
+    assert settings.metrics_multiprocess_dir == Path("/tmp/m")
+
+
+@pytest.mark.parametrize("raw", ["nine", "0", "-1"])
+def test_a_bad_metrics_port_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="METRICS_PORT"):
+        Settings.from_env({"METRICS_PORT": raw})
