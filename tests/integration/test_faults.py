@@ -38,7 +38,14 @@ from tests.support import images
 from tests.support.invariants import Outcome, assert_settled
 from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
 from tests.support.proxy import TcpProxy
-from tests.support.services import Broker, Process, closed_port, consumer, unreachable_amqp_uri
+from tests.support.services import (
+    Broker,
+    Process,
+    close_connections,
+    closed_port,
+    consumer,
+    unreachable_amqp_uri,
+)
 from tests.support.wait import wait_for
 from web import create_app
 
@@ -244,9 +251,9 @@ def test_consumer_killed_between_commit_and_ack(rig: Rig) -> None:
     the second consumer must find the photo done and do nothing more."""
     gate = Gate(serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
-    proxy = TcpProxy(("127.0.0.1", 5672)).start()
+    proxy = TcpProxy.in_front_of(rig.settings.amqp_uri, 5672)
     try:
-        via_proxy = rig.settings.with_(amqp_uri=rig.settings.amqp_uri.replace(":5672/", f":{proxy.port}/"))
+        via_proxy = rig.settings.with_(amqp_uri=proxy.uri(rig.settings.amqp_uri))
         assert via_proxy.amqp_uri != rig.settings.amqp_uri
         first = rig.consumers.start(via_proxy)
         rig.queue([p])
@@ -419,23 +426,6 @@ def lock_waiters(engine: Engine) -> set[int]:
 # --- broker connections closed, database backends terminated -----------------------
 
 
-def close_consumer_connections(queue_name: str) -> int:
-    """rabbitmqctl close_connection for this test's consumers only (named
-    'consumer <queue> pid <pid>' by the consumer)."""
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    mine = [line.split("\t", 1)[0] for line in listed.splitlines() if f'"consumer {queue_name} pid ' in line]
-    for pid in mine:
-        subprocess.run(
-            ["rabbitmqctl", "close_connection", pid, "fault test"], capture_output=True, check=True
-        )
-    return len(mine)
-
-
 def test_all_consumer_connections_closed_while_500_photos_are_in_flight(rig: Rig) -> None:
     photo_bytes = images.jpeg(1024, 768)
     photos = rig.add([rig.host.add(f"{i}.jpg", serve_bytes(photo_bytes)) for i in range(500)])
@@ -446,7 +436,7 @@ def test_all_consumer_connections_closed_while_500_photos_are_in_flight(rig: Rig
         wait_for(lambda: rig.completed_count(photos) >= 20, timeout=60)
         wait_for(lambda: all(len(events(c, "consuming")) == round_ for c in started), timeout=30)  # noqa: B023
         assert rig.completed_count(photos) < 500, "the fault came too late to matter"
-        assert close_consumer_connections(rig.settings.queue_name) == 3, (
+        assert close_connections(f"consumer {rig.settings.queue_name}") == 3, (
             "the consumers' connections were not found"
         )
     outcome = rig.settle(photos, consumers=started, timeout=120)

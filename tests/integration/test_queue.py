@@ -3,87 +3,24 @@ queue, or BrokerUnavailable."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from photos.config import Settings
 from photos.messages import BrokerUnavailable, PhotoMessage
 from photos.queue import Publisher, Topology
-from tests.support.services import Broker
+from tests.support.proxy import TcpProxy
+from tests.support.services import Broker, unreachable_amqp_uri
 from tests.support.wait import wait_for
 
 
-class Proxy:
-    """A TCP proxy on 127.0.0.1 in front of RabbitMQ whose connections a test
-    can cut, as a broker restart or a dropped network does."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1])
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> int:
-        """Close every connection made so far; returns how many sockets."""
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        return len(sockets)
-
-    def close(self) -> None:
-        # shutdown() wakes the thread blocked in accept(); close() alone would not.
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self.cut()
-
-
-def _through(amqp_uri: str, port: int) -> str:
-    parts = urlsplit(amqp_uri)
-    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{port}"))
-
-
 @pytest.fixture
-def proxy(settings: Settings) -> Iterator[Proxy]:
-    parts = urlsplit(settings.amqp_uri)
-    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5672))
+def proxy(settings: Settings) -> Iterator[TcpProxy]:
+    proxy = TcpProxy.in_front_of(settings.amqp_uri, 5672)
     yield proxy
-    proxy.close()
+    proxy.stop()
 
 
 def _messages(n: int) -> list[PhotoMessage]:
@@ -137,17 +74,15 @@ def test_delayed_messages_wait_on_the_delay_queue_then_arrive(settings: Settings
 
 
 def test_a_closed_port_raises_broker_unavailable(settings: Settings) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as placeholder:
-        port = placeholder.getsockname()[1]
-    publisher = Publisher(_through(settings.amqp_uri, port), Topology(settings.queue_name), timeout=3.0)
+    publisher = Publisher(unreachable_amqp_uri(), Topology(settings.queue_name), timeout=3.0)
     with pytest.raises(BrokerUnavailable):
         publisher.publish(_messages(1))
 
 
 def test_a_connection_cut_while_idle_is_replaced_without_an_error(
-    settings: Settings, broker: Broker, proxy: Proxy
+    settings: Settings, broker: Broker, proxy: TcpProxy
 ) -> None:
-    publisher = Publisher(_through(settings.amqp_uri, proxy.port), broker.topology, timeout=5.0)
+    publisher = Publisher(proxy.uri(settings.amqp_uri), broker.topology, timeout=5.0)
     try:
         publisher.publish(_messages(10))
         assert proxy.cut() > 0
@@ -158,11 +93,11 @@ def test_a_connection_cut_while_idle_is_replaced_without_an_error(
 
 
 def test_a_broker_that_stays_away_raises_broker_unavailable(
-    settings: Settings, broker: Broker, proxy: Proxy
+    settings: Settings, broker: Broker, proxy: TcpProxy
 ) -> None:
-    publisher = Publisher(_through(settings.amqp_uri, proxy.port), broker.topology, timeout=3.0)
+    publisher = Publisher(proxy.uri(settings.amqp_uri), broker.topology, timeout=3.0)
     publisher.publish(_messages(1))
-    proxy.close()
+    proxy.stop()
     with pytest.raises(BrokerUnavailable):
         publisher.publish(_messages(1))
     publisher.close()

@@ -27,6 +27,21 @@ ADMIN_PG_URI = os.environ.get("TEST_PG_ADMIN_URI", "postgresql://postgres@127.0.
 AMQP_URI = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
+def close_connections(name: str) -> int:
+    """rabbitmqctl close_connection for the connections a consumer named
+    ``name`` (``<name> pid <pid>``, see consumer.loop); returns how many."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    mine = [line.split("\t", 1)[0] for line in listed.splitlines() if f'"{name} pid ' in line]
+    for pid in mine:
+        subprocess.run(["rabbitmqctl", "close_connection", pid, "test"], capture_output=True, check=True)
+    return len(mine)
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 nothing listens on: connections to it are refused."""
     with socket.socket() as s:
