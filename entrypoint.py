@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from consumer.loop import exit_leaving_abandoned_work
 from consumer.upscaling import build_upscaling_worker
 from photos import logs
 from photos.config import ConfigError, UpscalingSettings
@@ -26,6 +27,9 @@ def main() -> int:
     worker = build_upscaling_worker(settings)
     worker.install_signal_handlers()
     worker.run()
+    if worker.abandoned:
+        # A call outlived the grace; its message returns to the queue.
+        exit_leaving_abandoned_work()
     return 0
 
 

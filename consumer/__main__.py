@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
+from consumer.loop import exit_leaving_abandoned_work
 from consumer.worker import build_worker
 from photos import imaging, logs
 from photos.config import Settings
@@ -38,10 +38,8 @@ def main() -> None:
         if server is not None:
             server.close()
     if worker.abandoned:
-        # A photo's work outlived the grace: it was given back and its message
-        # returned, so its thread is not waited for (the interpreter would join it).
-        logging.shutdown()
-        os._exit(0)
+        # A photo's work outlived the grace: it was given back and its message returned.
+        exit_leaving_abandoned_work()
 
 
 if __name__ == "__main__":

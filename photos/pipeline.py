@@ -17,7 +17,6 @@ Guarantees, and where they come from:
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,15 +26,18 @@ from sqlalchemy import Row, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from photos import renditions, statements
+from photos.config import Settings
 from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.metrics import ProcessingMetrics, Stage
 from photos.models import Photo, PhotoStatus
+from photos.retry import RetryPolicy
 from photos.storage import Staged, Storage
 
 log = logging.getLogger(__name__)
 
+# The longest a photo waits on the delay queue between two attempts.
 MAX_RETRY_DELAY = 300.0
 # queue_photos logs the UUIDs it queued up to this many, only their count beyond.
 LOGGED_UUIDS = 50
@@ -145,6 +147,14 @@ class RetryLater:
 Outcome = Done | RetryLater
 
 
+def photo_retry_policy(settings: Settings) -> RetryPolicy:
+    """How often a photo is tried, and how long it waits on the delay queue
+    between two tries."""
+    return RetryPolicy(
+        max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay, max_delay=MAX_RETRY_DELAY
+    )
+
+
 @dataclass(frozen=True)
 class Claim:
     url: str
@@ -168,9 +178,8 @@ class Processor:
     storage: Storage
     fetcher: Fetcher
     lease_seconds: float
-    max_attempts: int
     max_pixels: int
-    retry_base_delay: float = 1.0
+    retry_policy: RetryPolicy  # its attempts bound the claims of a photo, its delays the retries
     owner: uuid.UUID = field(default_factory=uuid.uuid4)
     metrics: ProcessingMetrics = field(default_factory=ProcessingMetrics)
 
@@ -191,7 +200,7 @@ class Processor:
         except PermanentError as exc:
             return self.fail(photo, exc.reason)
         except TransientError as exc:
-            if claim.attempts >= self.max_attempts:
+            if claim.attempts >= self.retry_policy.max_attempts:
                 return self.fail(photo, f"gave up after {claim.attempts} attempts: {exc.reason}")
             return self.retry(photo, claim.attempts, exc.reason)
         for recipe, image in made:
@@ -228,7 +237,7 @@ class Processor:
                 statements.CLAIM, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
             ).first()
             if row is not None:
-                if row.attempts > self.max_attempts:
+                if row.attempts > self.retry_policy.max_attempts:
                     # Taken over from consumers that died holding it, too often.
                     reason = f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"
                     connection.execute(statements.FAIL, {"photo": photo, "reason": reason})
@@ -330,8 +339,7 @@ class Processor:
         return Done("failed")
 
     def retry(self, photo: uuid.UUID, attempts: int, reason: str) -> Outcome:
-        delay = min(MAX_RETRY_DELAY, self.retry_base_delay * 2 ** (attempts - 1))
-        delay *= random.uniform(0.8, 1.2)
+        delay = self.retry_policy.delay(attempts)
         with transaction(self.factory) as connection:
             connection.execute(
                 statements.RELEASE,

@@ -1,4 +1,5 @@
-"""Retry policy: which failures are tried again, how often, and how long to wait.
+"""Retry policy and backoff: which failures are tried again, how often, and how
+long to wait. One formula, :func:`exponential`, serves both.
 
 A call is retried only when it raises :class:`TransientError`; anything else
 (including :class:`PermanentError`) goes straight to the caller. At most
@@ -6,7 +7,13 @@ A call is retried only when it raises :class:`TransientError`; anything else
 random time between half and all of ``base_delay * 2 ** (n - 1)``, capped at
 ``max_delay`` (exponential backoff with "equal jitter": never less than half the
 backoff, so a flapping service is not hammered, and spread so that many clients
-do not retry in step).
+do not retry in step). The photo retries through the delay queue and the
+upscaler's calls use the policy.
+
+:class:`Backoff` waits for something that is away (the broker, the database)
+for as long as it takes: ``first`` after the first failure in a row, doubling up
+to ``most``, back to ``first`` after a success. No jitter: one process waits
+for its own connection, not a crowd for one service.
 """
 
 from __future__ import annotations
@@ -23,6 +30,28 @@ T = TypeVar("T")
 # Waits ``seconds``; returns True if the wait was cut short because the process
 # is stopping (``threading.Event.wait`` has exactly this shape).
 Wait = Callable[[float], bool]
+
+
+def exponential(base: float, failures: int, cap: float) -> float:
+    """``base * 2 ** (failures - 1)``, at most ``cap``: the wait after the
+    ``failures``-th failure in a row (1, 2, ...)."""
+    return min(cap, base * 2.0 ** (failures - 1))
+
+
+@dataclass
+class Backoff:
+    first: float = 0.5
+    most: float = 15.0
+    failures: int = field(default=0, init=False)
+
+    def next(self) -> float:
+        """The wait after one more failure."""
+        self.failures += 1
+        return exponential(self.first, self.failures, self.most)
+
+    def reset(self) -> None:
+        """After a success: the next failure waits ``first`` again."""
+        self.failures = 0
 
 
 class Interrupted(Exception):
@@ -54,7 +83,7 @@ class RetryPolicy:
 
     def delay(self, failed_attempts: int) -> float:
         """Seconds to wait after the ``failed_attempts``-th failure."""
-        backoff: float = min(self.max_delay, self.base_delay * 2.0 ** (failed_attempts - 1))
+        backoff = exponential(self.base_delay, failed_attempts, self.max_delay)
         return backoff / 2 + self.rng.uniform(0, backoff / 2)
 
     def call(

@@ -57,8 +57,8 @@ def processor(settings: Settings, factory: SessionFactory) -> pipeline.Processor
         storage=Storage(settings.thumbs_dir),
         fetcher=_no_download,
         lease_seconds=settings.lease_seconds,
-        max_attempts=settings.max_attempts,
         max_pixels=settings.max_image_pixels,
+        retry_policy=pipeline.photo_retry_policy(settings),
     )
 
 

@@ -1,4 +1,5 @@
-"""The retry policy: what is retried, how many times, and the waits between."""
+"""The retry policy: what is retried, how many times, and the waits between;
+the photo retries; the backoff of reconnects and database waits."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
+from photos.config import Settings
 from photos.errors import PermanentError, TransientError
-from photos.retry import GaveUp, Interrupted, RetryPolicy
+from photos.pipeline import MAX_RETRY_DELAY, photo_retry_policy
+from photos.retry import Backoff, GaveUp, Interrupted, RetryPolicy
 
 
 class Waits:
@@ -107,3 +110,34 @@ def test_nonsense_policies_are_refused() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay=-1)
+
+
+# --- the photo retries -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempts", "backoff"),
+    [(1, 2.0), (2, 4.0), (3, 8.0), (6, 64.0), (8, 256.0), (9, MAX_RETRY_DELAY), (20, MAX_RETRY_DELAY)],
+)
+def test_a_photo_waits_on_the_delay_queue_for_between_half_and_all_of_its_backoff(
+    attempts: int, backoff: float
+) -> None:
+    settings = Settings.from_env({}).with_(retry_base_delay=2.0, max_attempts=30)
+    policy = photo_retry_policy(settings)
+    samples = [policy.delay(attempts) for _ in range(300)]
+    assert all(backoff / 2 <= s <= backoff for s in samples), (min(samples), max(samples))
+    assert max(samples) - min(samples) > backoff / 4
+
+
+def test_a_photo_is_tried_as_often_as_max_attempts_says() -> None:
+    assert photo_retry_policy(Settings.from_env({"MAX_ATTEMPTS": "7"})).max_attempts == 7
+
+
+# --- waiting for the broker or the database ----------------------------------------------
+
+
+def test_a_backoff_doubles_from_its_first_wait_up_to_its_most_and_starts_again_after_a_success() -> None:
+    backoff = Backoff(first=0.5, most=15.0)
+    assert [backoff.next() for _ in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+    backoff.reset()
+    assert [backoff.next() for _ in range(2)] == [0.5, 1.0]
