@@ -32,7 +32,8 @@ from tests.support.http_stub import (
     hanging,
     resizing_upscaler,
 )
-from tests.support.services import AMQP_URI
+from tests.support.proxy import TcpProxy
+from tests.support.services import AMQP_URI, close_connections
 from tests.support.wait import wait_for
 from tests.support.worker_threads import WorkerThreads
 
@@ -423,3 +424,41 @@ def test_a_stop_while_waiting_to_retry_returns_the_message_to_the_queue(
     wait_for(lambda: queues.depth(queues.topology.queue) == 1, 15, what="the message to be back")
     assert queues.depth(queues.topology.dead_queue) == 0
     assert len(upscaler.received()) == 1
+
+
+# --- the broker connection ---------------------------------------------------------
+
+
+def test_a_connection_closed_while_a_message_is_settled_does_not_crash_the_upscaler(
+    queues: Queues, servers: Any, start_processor: StartProcessor
+) -> None:
+    """pika learns of a close that arrives while a message is being settled
+    inside the callback that settles it; the upscaler must reconnect and carry
+    on rather than die on its next turn of the I/O loop. Here the settlement
+    is a dead letter's publish, waiting for its confirm while a proxy holds
+    the broker's replies; the broker closes the connection meanwhile."""
+    proxy = TcpProxy.in_front_of(AMQP_URI, 5672)
+    try:
+        release = threading.Event()
+        upscaler = servers(resizing_upscaler(TOKEN))
+        image_service = servers(hanging(release, then=answering(400)))
+        start_processor(upscaler.url, image_service.url, amqp_uri=proxy.uri(AMQP_URI))
+        queues.publish(encode_request(png_bytes(20, 20), 40, 40))
+        wait_for(received(image_service, 1), 15, what="the image service to be called")
+
+        proxy.hold_replies()
+        release.set()
+        wait_for(
+            lambda: queues.depth(queues.topology.dead_queue) == 1, 15, what="the dead letter to be published"
+        )
+        assert close_connections(f"upscaler {queues.topology.queue}") == 1
+        proxy.pass_replies()
+
+        queues.publish(encode_request(png_bytes(10, 10), 30, 30))
+        wait_for(
+            lambda: any(decoded(r.body).size == (30, 30) for r in image_service.received()),
+            30,
+            what="the next message, on a new connection",
+        )
+    finally:
+        proxy.stop()

@@ -137,11 +137,11 @@ def failing_first(times: int, then: Responder, status: int = 503) -> Responder:
     return respond
 
 
-def hanging(release: threading.Event) -> Responder:
-    """Never answers until ``release`` is set (then a 503)."""
+def hanging(release: threading.Event, then: Responder | None = None) -> Responder:
+    """Never answers until ``release`` is set (then as ``then``, a 503 by default)."""
 
     def respond(request: Request) -> Reply:
         release.wait(60)
-        return Reply(503)
+        return then(request) if then is not None else Reply(503)
 
     return respond
