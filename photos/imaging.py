@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, _imaging
@@ -69,6 +70,31 @@ class Encoded:
 
 
 @dataclass(frozen=True)
+class Format:
+    """How a rendition is encoded: Pillow's format name and save options."""
+
+    name: str
+    content_type: str
+    extension: str
+    options: Mapping[str, object]
+
+
+# The seed's JPEG. No exif= or xmp= argument: EXIF (and with it GPS) never
+# reaches an output; comment=b"" because Pillow would copy a comment from the
+# source (a JPEG COM marker, or a PNG text chunk too long for a marker).
+JPEG = Format("JPEG", "image/jpeg", "jpg", {"quality": JPEG_QUALITY, "comment": b""})
+# WebP and AVIF: the cheapest settings whose SSIM on bench's corpus is at least
+# the JPEG's (python -m bench --only encoders prints bytes, SSIM and time of
+# each next to the JPEG). WebP: libwebp's default method (4); quality 75, its
+# default, falls below the JPEG's SSIM. AVIF (libavif through Pillow): speed 8
+# encodes about four times faster than Pillow's default 6 for the same bytes
+# at the same SSIM on 320-pixel images. icc_profile=None: Pillow's AVIF writer
+# would otherwise copy the source's profile.
+WEBP = Format("WEBP", "image/webp", "webp", {"quality": 80, "method": 4})
+AVIF = Format("AVIF", "image/avif", "avif", {"quality": 60, "speed": 8, "icc_profile": None})
+
+
+@dataclass(frozen=True)
 class Probe:
     format: str
     width: int
@@ -84,12 +110,13 @@ def probe(data: bytes, max_pixels: int) -> Probe:
         return Probe(format=str(im.format), width=width, height=height)
 
 
-def fit_within(data: bytes, width: int, height: int, *, max_pixels: int) -> Encoded:
-    """A JPEG that fits in ``width``×``height`` with the aspect ratio kept, the
-    EXIF orientation applied and all metadata dropped. Never upscales."""
+def fit_within(data: bytes, width: int, height: int, *, max_pixels: int, fmt: Format = JPEG) -> Encoded:
+    """An image (JPEG unless ``fmt`` says otherwise) that fits in
+    ``width``×``height`` with the aspect ratio kept, the EXIF orientation
+    applied, the colours in sRGB and all metadata dropped. Never upscales."""
     with _open(data, max_pixels) as source:
         icc = _icc_profile(source)
-        return _encode_jpeg(colour.to_srgb(_fit_within_pixels(source, width, height), icc))
+        return _encode(colour.to_srgb(_fit_within_pixels(source, width, height), icc), fmt)
 
 
 def _fit_within_pixels(source: Image.Image, width: int, height: int) -> Image.Image:
@@ -118,7 +145,7 @@ def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
         im = _decoded(_prepare_mode(source), (size, size), cover=True)
         im = _apply_orientation(im, orientation)
         im = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
-        return _encode_jpeg(colour.to_srgb(im, icc))
+        return _encode(colour.to_srgb(im, icc), JPEG)
 
 
 def mirror(data: bytes, *, max_pixels: int) -> Encoded:
@@ -131,7 +158,7 @@ def mirror(data: bytes, *, max_pixels: int) -> Encoded:
         flipped = colour.to_srgb(ImageOps.mirror(im), icc)
         if fmt == "PNG":
             return _encode_png(flipped)
-        return _encode_jpeg(flipped)
+        return _encode(flipped, JPEG)
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -195,8 +222,9 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 # needs it ("decoder jpeg not available"), which would read as a crash.
 _LIBRARIES = {"jpeg": "libjpeg", "zip": "zlib", "libtiff": "libtiff"}
 _FORMAT_CODECS = {"JPEG": "jpeg", "PNG": "zip", "TIFF": "libtiff"}
-_FORMAT_MODULES = {"WEBP": ("PIL._webp", "libwebp")}
-_FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF"}
+# Format -> (Pillow's module, its library, what we do with the format).
+_FORMAT_MODULES = {"WEBP": ("PIL._webp", "libwebp", "read"), "AVIF": ("PIL._avif", "libavif", "write")}
+_FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF", "AVIF": "AVIF"}
 
 
 def missing_codecs() -> list[str]:
@@ -229,11 +257,11 @@ def _no_codec(fmt: str, codec: str, direction: str) -> str:
 
 
 def _module_problem(fmt: str) -> str | None:
-    module, library = _FORMAT_MODULES[fmt]
+    module, library, verb = _FORMAT_MODULES[fmt]
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        return f"cannot read {_FORMAT_NAMES[fmt]} images: Pillow's {library} module did not load ({exc})"
+        return f"cannot {verb} {_FORMAT_NAMES[fmt]} images: Pillow's {library} module did not load ({exc})"
     return None
 
 
@@ -323,15 +351,18 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im
 
 
-def _encode_jpeg(pixels: colour.InSrgb) -> Encoded:
-    _require_encoder("JPEG")
+def _encode(pixels: colour.InSrgb, fmt: Format) -> Encoded:
+    if fmt.name in _FORMAT_CODECS:
+        _require_encoder(fmt.name)
+    elif fmt.name in _FORMAT_MODULES:
+        _require_module(fmt.name)
     im = _flatten(pixels.image)
     out = io.BytesIO()
-    # No exif= or xmp= argument: EXIF (and with it GPS) never reaches an output.
-    # Pillow would copy a comment from the source (a JPEG COM marker or a PNG
-    # text chunk named "comment", which may also be too long for a marker).
-    im.save(out, "JPEG", quality=JPEG_QUALITY, comment=b"")
-    return Encoded(out.getvalue(), im.width, im.height, "image/jpeg", "jpg", pixels.warning)
+    try:
+        im.save(out, fmt.name, **fmt.options)
+    except (KeyError, OSError, ValueError) as exc:  # a format this Pillow cannot write
+        raise ImageError(f"could not encode the {fmt.name} rendition: {exc}") from None
+    return Encoded(out.getvalue(), im.width, im.height, fmt.content_type, fmt.extension, pixels.warning)
 
 
 def _encode_png(pixels: colour.InSrgb) -> Encoded:

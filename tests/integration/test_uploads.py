@@ -201,3 +201,31 @@ def test_the_same_bytes_uploaded_twice_are_two_photos_with_two_originals(
     assert first["original"] != second["original"]
     assert len(photos_in(session_factory)) == 2
     assert [f.read_bytes() for f in files_under(settings.thumbs_dir)] == [data, data]
+
+
+def test_webp_and_avif_renditions_are_made_and_served_with_their_content_type(
+    client: FlaskClient, settings: Settings, session_factory: SessionFactory, broker: Broker
+) -> None:
+    wanted = ["fit-320", "fit-320-webp", "fit-320-avif"]
+    response = client.post(
+        "/photos?process=1", json={"data": b64(images.jpeg(1600, 1200)), "renditions": wanted}
+    )
+    assert response.status_code == 201, response.get_json()
+    assert [str(o) for o in process_queued(settings, session_factory, broker)] == [
+        "Done(outcome='completed')"
+    ]
+    shown = client.get(f"/photos/{response.get_json()['uuid']}").get_json()
+    by_name = {t["rendition"]: t for t in shown["thumbnails"]}
+    assert sorted(by_name) == sorted(wanted)
+    for name, (content_type, fmt) in {
+        "fit-320": ("image/jpeg", "JPEG"),
+        "fit-320-webp": ("image/webp", "WEBP"),
+        "fit-320-avif": ("image/avif", "AVIF"),
+    }.items():
+        thumbnail = by_name[name]
+        assert thumbnail["url"].endswith(f"/{name}.{content_type.split('/')[1].replace('jpeg', 'jpg')}")
+        served = client.get(thumbnail["url"])
+        assert served.status_code == 200
+        assert served.headers["Content-Type"] == content_type
+        im = images.decode(served.data)
+        assert (im.format, im.size) == (fmt, (320, 240)) == (fmt, (thumbnail["width"], thumbnail["height"]))
