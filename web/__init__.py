@@ -12,7 +12,7 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
-from web import auth, headers, metrics, operations, pages, photos, query, resources, tasks, uploads
+from web import auth, cli, headers, metrics, operations, pages, photos, query, resources, tasks, uploads
 
 log = logging.getLogger("web")
 
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
+    cli.init_app(app)
 
     return app
 
