@@ -29,7 +29,7 @@ from photos.config import Settings
 from photos.db import is_dropped, is_unavailable
 from photos.messages import PhotoMessage
 from photos.metrics import Processed, ProcessingMetrics
-from photos.pipeline import Outcome, Processor, RetryLater, fail_dead_lettered
+from photos.pipeline import Outcome, Processor, RetryLater
 from photos.queue import DELIVERY_LIMIT, Topology, properties
 from photos.retry import Backoff
 from photos.storage import Storage
@@ -84,6 +84,7 @@ class Worker:
             self.loop.run()
         finally:
             self._leases.close()
+            self.processor.close()
         log.info("consumer stopped", extra={"abandoned": self.abandoned})
 
     def stop(self) -> None:
@@ -154,10 +155,7 @@ class Worker:
             f"every consumer that took this photo stopped before finishing "
             f"(delivered {_deliveries(delivery.properties)} times); the photo may crash the image code"
         )
-        processor = self.processor
-        outcome = self._with_database(
-            lambda: fail_dead_lettered(processor.factory, processor.storage, message.photo_uuid, reason)
-        )
+        outcome = self._with_database(lambda: self.processor.fail_dead_letter(message.photo_uuid, reason))
         return self._settlement(delivery, message, outcome)
 
     def _handle_query(self, delivery: Delivery) -> Settlement:

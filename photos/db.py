@@ -36,11 +36,21 @@ def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
     )
 
 
-SessionFactory = sessionmaker[Session]
+class SessionFactory(sessionmaker[Session]):
+    """Sessions on one engine (objects stay readable after their commit), and
+    Core transactions on the same engine (:func:`transaction`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self.engine = engine
+
+    def dispose(self) -> None:
+        """Close the engine's pooled connections (those in use stay open)."""
+        self.engine.dispose()
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:
-    return sessionmaker(engine, expire_on_commit=False)
+    return SessionFactory(engine)
 
 
 @contextmanager
@@ -57,8 +67,7 @@ def transaction(factory: SessionFactory) -> Iterator[Connection]:
     connection in one transaction, committed when the block ends normally,
     rolled back when it raises. No Session: nothing to track or flush, for the
     statements run on every message."""
-    engine: Engine = factory.kw["bind"]
-    with engine.begin() as connection:
+    with factory.engine.begin() as connection:
         yield connection
 
 

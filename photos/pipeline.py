@@ -270,6 +270,10 @@ class Processor:
         except FileNotFoundError:
             raise PermanentError("the uploaded original is missing from storage") from None
 
+    def close(self) -> None:
+        """Close the database connections pooled for this processor."""
+        self.factory.dispose()
+
     def renew_lease(self, photo: uuid.UUID) -> bool:
         with transaction(self.factory) as connection:
             renewed = connection.execute(
@@ -354,22 +358,21 @@ class Processor:
         )
         return RetryLater(delay, reason)
 
-
-def fail_dead_lettered(factory: SessionFactory, storage: Storage, photo: uuid.UUID, reason: str) -> Outcome:
-    """A message that exhausted its deliveries: its photo fails, unless it got
-    done in the meantime (Done, nothing changed) or a live consumer holds it
-    (RetryLater: the message goes back to the work queue, where the holder's
-    outcome, or the attempts bound if it dies, settles the photo)."""
-    with transaction(factory) as connection:
-        row = connection.execute(statements.STATE_LOCKED, {"photo": photo}).first()
-        if row is None:
-            return Done("unknown photo")
-        if row.status in (PhotoStatus.completed, PhotoStatus.failed):
-            return Done(f"already {row.status.value}")
-        expires, now = row.lease_expires_at, row.now
-        if row.status == PhotoStatus.processing and expires is not None and expires > now:
-            return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
-        connection.execute(statements.FAIL, {"photo": photo, "reason": reason[:2000]})
-        storage.remove_renditions(photo, row.renditions)
-    log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
-    return Done("failed")
+    def fail_dead_letter(self, photo: uuid.UUID, reason: str) -> Outcome:
+        """A message that exhausted its deliveries: its photo fails, unless it got
+        done in the meantime (Done, nothing changed) or a live consumer holds it
+        (RetryLater: the message goes back to the work queue, where the holder's
+        outcome, or the attempts bound if it dies, settles the photo)."""
+        with transaction(self.factory) as connection:
+            row = connection.execute(statements.STATE_LOCKED, {"photo": photo}).first()
+            if row is None:
+                return Done("unknown photo")
+            if row.status in (PhotoStatus.completed, PhotoStatus.failed):
+                return Done(f"already {row.status.value}")
+            expires, now = row.lease_expires_at, row.now
+            if row.status == PhotoStatus.processing and expires is not None and expires > now:
+                return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
+            connection.execute(statements.FAIL, {"photo": photo, "reason": reason[:2000]})
+            self.storage.remove_renditions(photo, row.renditions)
+        log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
+        return Done("failed")

@@ -137,4 +137,3 @@ def test_idle_connections_dropped_during_a_download_cost_neither_a_lease_nor_an_
         gate.opened.set()
         worker.stop()
         thread.join(30)
-        worker.processor.factory.kw["bind"].dispose()

@@ -55,8 +55,6 @@ class ThreadedConsumer:
             self.worker.stop()
             self.thread.join(30)
             assert not self.thread.is_alive(), "the consumer did not stop"
-            bind = self.worker.processor.factory.kw["bind"]
-            bind.dispose()
 
 
 StartConsumer = Callable[..., ThreadedConsumer]
