@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, insert, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from photos import renditions, statements
 from photos.config import Settings
@@ -119,6 +119,25 @@ def list_pending(session: Session, limit: int = 1000, after: uuid.UUID | None = 
             > select(cursor.c.created_at, cursor.c.uuid).scalar_subquery()
         )
     return list(session.scalars(query.order_by(Photo.created_at, Photo.uuid).limit(limit)))
+
+
+def newest_photos(session: Session, limit: int) -> list[Photo]:
+    """The ``limit`` newest photos, their thumbnails loaded."""
+    return list(
+        session.scalars(
+            select(Photo)
+            .options(selectinload(Photo.thumbnails))
+            .order_by(Photo.created_at.desc(), Photo.uuid)
+            .limit(limit)
+        )
+    )
+
+
+def find_photo(session: Session, photo_uuid: uuid.UUID) -> Photo | None:
+    """The photo with this uuid, its thumbnails loaded; None if there is none."""
+    return session.scalars(
+        select(Photo).options(selectinload(Photo.thumbnails)).where(Photo.uuid == photo_uuid)
+    ).first()
 
 
 def add_photos(factory: SessionFactory, urls: Sequence[str]) -> list[uuid.UUID]:

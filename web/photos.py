@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 
-from photos import pipeline
-from photos.models import Photo, PhotoStatus
+from photos import operations, pipeline
+from photos.models import Photo
 from web import headers, resources
 
 bp = Blueprint("photos", __name__)
@@ -134,30 +132,17 @@ def process() -> tuple[Response, int]:
 def index() -> Response:
     """The newest photos with their thumbnails, and counts by status (for the page)."""
     limit = _limit_arg(default=200, most=1000)
-    session = resources.session()
-    photos = session.scalars(
-        select(Photo)
-        .options(selectinload(Photo.thumbnails))
-        .order_by(Photo.created_at.desc(), Photo.uuid)
-        .limit(limit)
-    ).all()
-    counts = {
-        row.status: row.count
-        for row in session.execute(select(Photo.status, func.count().label("count")).group_by(Photo.status))
-    }
+    photos = pipeline.newest_photos(resources.session(), limit)
+    counts = operations.status_counts(resources.get().session_factory)
     return jsonify(
-        counts={s.value: counts.get(s, 0) for s in PhotoStatus},
+        counts={status.value: n for status, n in counts.items()},
         photos=[photo_record(p, with_thumbnails=True) for p in photos],
     )
 
 
 @bp.get("/photos/<uuid:photo_uuid>")
 def show(photo_uuid: uuid.UUID) -> Response:
-    photo = (
-        resources.session()
-        .scalars(select(Photo).options(selectinload(Photo.thumbnails)).where(Photo.uuid == photo_uuid))
-        .first()
-    )
+    photo = pipeline.find_photo(resources.session(), photo_uuid)
     if photo is None:
         raise NotFound(f"no photo {photo_uuid}")
     return jsonify(photo_record(photo, with_thumbnails=True))
