@@ -7,8 +7,6 @@ export PG_CONNECTION_URI ?= postgresql://postgres@127.0.0.1:5432/photos
 export AMQP_URI ?= amqp://guest:guest@127.0.0.1:5672/%2F
 export THUMBS_DIR ?= $(CURDIR)/thumbs
 export PORT ?= 3000
-# `make run`'s consumers serve /metrics on consecutive ports from this one.
-export METRICS_PORT ?= 9101
 # The sample photos are served by the app itself on localhost.
 export ALLOWED_FETCH_HOSTS ?= localhost,127.0.0.1
 # Compose v2 (the docker plugin) where it is installed, else the standalone docker-compose.
@@ -34,6 +32,9 @@ start: ## run everything in Docker: Postgres, RabbitMQ (console on :15672), web 
 stop: ## stop the Docker stack
 	$(COMPOSE) down
 
+# `make run`'s consumers serve /metrics on consecutive ports from this one
+# (for `make run` only: the tests' consumers must not all take it).
+run: export METRICS_PORT ?= 9101
 run: install ## run the service without Docker (gunicorn on PORT + one consumer); Ctrl-C stops both
 	$(PY) scripts/ensure_db.py
 	$(PY) -m photos.schema upgrade

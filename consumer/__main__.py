@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from consumer.loop import exit_leaving_abandoned_work
 from consumer.worker import build_worker
@@ -26,12 +27,22 @@ def main() -> None:
     settings = Settings.from_env()
     if args.queue:
         settings = settings.with_(queue_name=args.queue)
+    log = logging.getLogger("consumer")
     metrics = ProcessingMetrics()
+    server = None
+    if settings.metrics_port:
+        try:
+            server = metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            # Before taking any message: a consumer nobody can watch is a setup error.
+            log.error(
+                "cannot serve metrics on METRICS_PORT",
+                extra={"port": settings.metrics_port, "error": str(exc)},
+            )
+            sys.exit(2)
+        log.info("serving metrics", extra={"port": server.port})
     worker = build_worker(settings, metrics)
     worker.install_signal_handlers()
-    server = metrics.serve(settings.metrics_port) if settings.metrics_port else None
-    if server is not None:
-        logging.getLogger("consumer").info("serving metrics", extra={"port": server.port})
     try:
         worker.run()
     finally:

@@ -3,9 +3,11 @@ the test and processes real photos from a local photo host."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -22,7 +24,7 @@ from photos.queue import Publisher, Topology
 from tests.support import images
 from tests.support.metrics import value
 from tests.support.photo_host import PhotoHost, flaky, gated, serve_bytes
-from tests.support.services import Broker, closed_port
+from tests.support.services import Broker, closed_port, consumer
 from tests.support.wait import wait_for
 from tests.support.worker_threads import WorkerThreads
 
@@ -117,3 +119,17 @@ def test_in_flight_counts_the_photo_in_hand(
         gate.set()
     wait_for(lambda: value(scrape(served), "photo_processor_in_flight") == 0, 15, what="none in flight")
     assert value(scrape(served), "photo_processor_processed_total", outcome="completed") == 1
+
+
+def test_a_consumer_whose_metrics_port_is_taken_exits_saying_so(
+    settings: Settings, broker: Broker, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = consumer(settings, tmp_path / "consumer.log", METRICS_PORT=str(port)).start()
+        assert process.popen is not None
+        assert process.popen.wait(30) == 2
+    assert "cannot serve metrics on METRICS_PORT" in process.log()
+    assert broker_consumers(broker) == 0

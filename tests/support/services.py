@@ -116,6 +116,8 @@ class Broker:
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment the real processes read their settings from."""
     env = dict(os.environ)
+    # A metrics port is given to a process explicitly (one port, one process).
+    env.pop("METRICS_PORT", None)
     env.update(
         PYTHONPATH=str(ROOT),
         PG_CONNECTION_URI=settings.pg_uri,
