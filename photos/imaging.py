@@ -21,6 +21,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, _imaging
 
 from photos import colour
 from photos.errors import PermanentError
+from photos.placeholder import thumbhash
 
 # Formats we open. EPS and PDF (Ghostscript), and every other plugin, are refused
 # before any of their code runs on untrusted bytes.
@@ -67,6 +68,8 @@ class Encoded:
     warning: str | None = None
     """Something the caller should log: the photo was made, but not quite as
     asked (its colour profile could not be used, say)."""
+    thumbhash: bytes | None = None
+    """The ThumbHash of these pixels, when asked for (``placeholder=True``)."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,16 @@ def probe(data: bytes, max_pixels: int) -> Probe:
         return Probe(format=str(im.format), width=width, height=height)
 
 
-def fit_within(data: bytes, width: int, height: int, *, max_pixels: int, fmt: Format = JPEG) -> Encoded:
+def fit_within(
+    data: bytes, width: int, height: int, *, max_pixels: int, fmt: Format = JPEG, placeholder: bool = False
+) -> Encoded:
     """An image (JPEG unless ``fmt`` says otherwise) that fits in
     ``width``×``height`` with the aspect ratio kept, the EXIF orientation
-    applied, the colours in sRGB and all metadata dropped. Never upscales."""
+    applied, the colours in sRGB and all metadata dropped. Never upscales.
+    With ``placeholder``, also the ThumbHash of the same pixels."""
     with _open(data, max_pixels) as source:
         icc = _icc_profile(source)
-        return _encode(colour.to_srgb(_fit_within_pixels(source, width, height), icc), fmt)
+        return _encode(colour.to_srgb(_fit_within_pixels(source, width, height), icc), fmt, placeholder)
 
 
 def _fit_within_pixels(source: Image.Image, width: int, height: int) -> Image.Image:
@@ -137,7 +143,7 @@ def _fit_within_pixels(source: Image.Image, width: int, height: int) -> Image.Im
     return _apply_orientation(im, orientation)
 
 
-def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
+def square(data: bytes, size: int, *, max_pixels: int, placeholder: bool = False) -> Encoded:
     """A ``size``×``size`` JPEG: centre-cropped to a square, then resized."""
     with _open(data, max_pixels) as source:
         orientation = _orientation(source)
@@ -145,10 +151,10 @@ def square(data: bytes, size: int, *, max_pixels: int) -> Encoded:
         im = _decoded(_prepare_mode(source), (size, size), cover=True)
         im = _apply_orientation(im, orientation)
         im = ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
-        return _encode(colour.to_srgb(im, icc), JPEG)
+        return _encode(colour.to_srgb(im, icc), JPEG, placeholder)
 
 
-def mirror(data: bytes, *, max_pixels: int) -> Encoded:
+def mirror(data: bytes, *, max_pixels: int, placeholder: bool = False) -> Encoded:
     """The image flipped left to right, in its own format where that is PNG,
     otherwise as JPEG."""
     with _open(data, max_pixels) as source:
@@ -157,8 +163,8 @@ def mirror(data: bytes, *, max_pixels: int) -> Encoded:
         im = _apply_orientation(_decoded(_prepare_mode(source), None), _orientation(source))
         flipped = colour.to_srgb(ImageOps.mirror(im), icc)
         if fmt == "PNG":
-            return _encode_png(flipped)
-        return _encode(flipped, JPEG)
+            return _encode_png(flipped, placeholder)
+        return _encode(flipped, JPEG, placeholder)
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -351,7 +357,7 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im
 
 
-def _encode(pixels: colour.InSrgb, fmt: Format) -> Encoded:
+def _encode(pixels: colour.InSrgb, fmt: Format, placeholder: bool = False) -> Encoded:
     if fmt.name in _FORMAT_CODECS:
         _require_encoder(fmt.name)
     elif fmt.name in _FORMAT_MODULES:
@@ -362,10 +368,18 @@ def _encode(pixels: colour.InSrgb, fmt: Format) -> Encoded:
         im.save(out, fmt.name, **fmt.options)
     except (KeyError, OSError, ValueError) as exc:  # a format this Pillow cannot write
         raise ImageError(f"could not encode the {fmt.name} rendition: {exc}") from None
-    return Encoded(out.getvalue(), im.width, im.height, fmt.content_type, fmt.extension, pixels.warning)
+    return Encoded(
+        out.getvalue(),
+        im.width,
+        im.height,
+        fmt.content_type,
+        fmt.extension,
+        pixels.warning,
+        thumbhash(im) if placeholder else None,
+    )
 
 
-def _encode_png(pixels: colour.InSrgb) -> Encoded:
+def _encode_png(pixels: colour.InSrgb, placeholder: bool = False) -> Encoded:
     _require_encoder("PNG")
     im = pixels.image
     if im.mode not in ("RGB", "RGBA", "L", "LA"):
@@ -373,4 +387,12 @@ def _encode_png(pixels: colour.InSrgb) -> Encoded:
     out = io.BytesIO()
     # Pillow's PNG writer would copy the source's profile from im.info.
     im.save(out, "PNG", icc_profile=None)
-    return Encoded(out.getvalue(), im.width, im.height, "image/png", "png", pixels.warning)
+    return Encoded(
+        out.getvalue(),
+        im.width,
+        im.height,
+        "image/png",
+        "png",
+        pixels.warning,
+        thumbhash(im) if placeholder else None,
+    )

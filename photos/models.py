@@ -80,6 +80,8 @@ class Photo(Base):
     )
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A ThumbHash (some 25 bytes) of the completed photo: the page's placeholder.
+    thumbhash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     thumbnails: Mapped[list[Thumbnail]] = relationship(
         back_populates="photo", order_by="Thumbnail.rendition", lazy="raise"

@@ -215,7 +215,9 @@ class Processor:
             with self.metrics.stage(Stage.download):
                 data = self._original(claim)
             with self.metrics.stage(Stage.render):
-                made = [(recipe, recipe.make(data, self.max_pixels)) for recipe in recipes]
+                # One recipe's pixels also make the photo's ThumbHash, while in memory.
+                source = renditions.placeholder_source(recipes)
+                made = [(recipe, recipe.make(data, self.max_pixels, recipe is source)) for recipe in recipes]
         except PermanentError as exc:
             return self.fail(photo, exc.reason)
         except TransientError as exc:
@@ -244,8 +246,9 @@ class Processor:
                         "url": path,
                     }
                 )
+            thumbhash = next((image.thumbhash for _, image in made if image.thumbhash is not None), None)
             with self.metrics.stage(Stage.commit):
-                return self.complete(photo, rows, files)
+                return self.complete(photo, rows, files, thumbhash=thumbhash)
         finally:
             for staged in files:
                 staged.discard()  # nothing left to do for those published
@@ -318,11 +321,17 @@ class Processor:
             return released.first() is not None
 
     def complete(
-        self, photo: uuid.UUID, rows: list[dict[str, object]], files: Sequence[Staged] = ()
+        self,
+        photo: uuid.UUID,
+        rows: list[dict[str, object]],
+        files: Sequence[Staged] = (),
+        *,
+        thumbhash: bytes | None = None,
     ) -> Outcome:
-        """Publish ``files`` and record ``rows``, only while this processor holds
-        the photo: files reach their names under the photo's row lock, so one
-        whose lease was taken over never replaces its successor's files."""
+        """Publish ``files`` and record ``rows`` (and the photo's ThumbHash),
+        only while this processor holds the photo: files reach their names
+        under the photo's row lock, so one whose lease was taken over never
+        replaces its successor's files."""
         with transaction(self.factory) as connection:
             # One statement: the photo completed (which takes its row lock)
             # if we still hold it, and its thumbnail rows upserted.
@@ -335,6 +344,7 @@ class Processor:
                     "widths": [r["width"] for r in rows],
                     "heights": [r["height"] for r in rows],
                     "paths": [r["url"] for r in rows],
+                    "thumbhash": thumbhash,
                 },
             ).first()
             if held is None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Interval,
+    LargeBinary,
     Select,
     Table,
     Text,
@@ -206,6 +207,7 @@ def _complete_statement() -> Select[tuple[uuid.UUID]]:
             completed_at=func.now(),
             updated_at=func.now(),
             failure_reason=None,
+            thumbhash=bindparam("thumbhash", type_=LargeBinary),
         )
         .returning(_columns.uuid)
         .cte("held")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,7 @@ def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, An
         "updated_at": _iso(photo.updated_at),
         "attempts": photo.attempts,
         "failure_reason": photo.failure_reason,
+        "thumbhash": thumbhash_text(photo.thumbhash),
     }
     if with_thumbnails:
         record["thumbnails"] = [
@@ -83,6 +85,12 @@ def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, An
             for t in photo.thumbnails
         ]
     return record
+
+
+def thumbhash_text(thumbhash: bytes | None) -> str | None:
+    """A ThumbHash as JSON carries it: base64 (as the thumbhash package's
+    examples write it), null until the photo is completed."""
+    return base64.b64encode(thumbhash).decode("ascii") if thumbhash is not None else None
 
 
 def _limit_arg(default: int, most: int) -> int:

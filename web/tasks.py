@@ -27,6 +27,7 @@ from werkzeug.exceptions import BadRequest
 from photos import uploads
 from photos.models import Photo, PhotoStatus
 from web import resources
+from web.photos import thumbhash_text
 from web.uploads import base64_image, json_object, register
 
 bp = Blueprint("tasks", __name__)
@@ -42,6 +43,8 @@ SIZES = {"original": uploads.ORIGINAL, "64": "square-64", "32": "square-32"}
 
 def task_record(photo: Photo) -> dict[str, Any]:
     record: dict[str, Any] = {"id": str(photo.uuid), "status": TASK_STATUS[photo.status]}
+    if photo.thumbhash is not None:  # done: its placeholder, beside the image-resizer's two fields
+        record["thumbhash"] = thumbhash_text(photo.thumbhash)
     if photo.status == PhotoStatus.failed:
         record["reason"] = photo.failure_reason
     return record

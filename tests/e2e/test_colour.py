@@ -78,6 +78,7 @@ def test_tagged_photos_by_url_and_by_upload_keep_their_colours(
             record = wait_until_finished(running_service, str(photo))
             assert record["status"] == "completed", (path, name, record)
             [thumbnail] = record["thumbnails"]
+            assert 15 <= len(base64.b64decode(record["thumbhash"], validate=True)) <= 30
             difference = served_difference(running_service, TAGGED[name], thumbnail)
             assert difference <= GOAL, f"{name} by {path}: {difference:.2f}"
 

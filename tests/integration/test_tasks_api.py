@@ -284,7 +284,9 @@ def test_the_original_is_there_at_once_and_renditions_404_until_made(
         assert "not made yet" in response.get_json()["error"]
 
     assert process_queued(settings, session_factory, broker) == [pipeline.Done("completed")]
-    assert client.get(f"/tasks/{task}").get_json() == {"id": str(task), "status": "DONE"}
+    done = client.get(f"/tasks/{task}").get_json()
+    assert done == {"id": str(task), "status": "DONE", "thumbhash": done["thumbhash"]}
+    assert 15 <= len(base64.b64decode(done["thumbhash"], validate=True)) <= 30
     for size in (64, 32):
         response = client.get(f"/tasks/{task}/image?size={size}")
         assert response.status_code == 200

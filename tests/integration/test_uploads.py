@@ -3,10 +3,12 @@ queued on request, against real Postgres and RabbitMQ."""
 
 from __future__ import annotations
 
+import base64
 import io
 import uuid
 from collections.abc import Iterator
 
+import fast_thumbhash
 import pytest
 from flask.testing import FlaskClient
 
@@ -229,3 +231,32 @@ def test_webp_and_avif_renditions_are_made_and_served_with_their_content_type(
         assert served.headers["Content-Type"] == content_type
         im = images.decode(served.data)
         assert (im.format, im.size) == (fmt, (320, 240)) == (fmt, (thumbnail["width"], thumbnail["height"]))
+
+
+def test_a_completed_photo_has_its_thumbhash_in_every_answer_that_lists_it(
+    client: FlaskClient, settings: Settings, session_factory: SessionFactory, broker: Broker
+) -> None:
+    response = client.post("/photos?process=1", json={"data": b64(images.jpeg(1600, 1000))})
+    photo = response.get_json()["uuid"]
+    assert response.get_json()["thumbhash"] is None  # pending: nothing made yet
+    task = client.post("/tasks", json={"data": b64(images.jpeg(480, 480))}).get_json()["id"]
+    assert "thumbhash" not in client.get(f"/tasks/{task}").get_json()
+    assert {str(o) for o in process_queued(settings, session_factory, broker)} == {
+        "Done(outcome='completed')"
+    }
+
+    shown = client.get(f"/photos/{photo}").get_json()
+    thumbhash = base64.b64decode(shown["thumbhash"], validate=True)
+    assert 15 <= len(thumbhash) <= 30
+    listed = {p["uuid"]: p for p in client.get("/photos").get_json()["photos"]}
+    assert listed[photo]["thumbhash"] == shown["thumbhash"]
+    rows = {str(p.uuid): p for p in photos_in(session_factory)}
+    assert rows[photo].thumbhash == thumbhash
+    # From the fit-320 it was made with: the same aspect ratio.
+    [thumbnail] = shown["thumbnails"]
+    ratio = fast_thumbhash.thumb_hash_to_approximate_aspect_ratio(thumbhash)
+    assert abs(ratio - thumbnail["width"] / thumbnail["height"]) < 0.15
+
+    done = client.get(f"/tasks/{task}").get_json()
+    assert done["status"] == "DONE"
+    assert 15 <= len(base64.b64decode(done["thumbhash"], validate=True)) <= 30
