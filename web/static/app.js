@@ -1,6 +1,8 @@
 "use strict";
 // Lists the photos, refreshes while any is pending or processing, and queues
 // the pending ones on request. Talks only to the JSON endpoints.
+import { thumbnail } from "./thumbs.js";
+
 const list = document.getElementById("photos");
 const counts = document.getElementById("counts");
 const message = document.getElementById("message");
@@ -20,10 +22,11 @@ function el(tag, attrs, ...children) {
 }
 
 function card(photo) {
-  const thumb = photo.thumbnails.find((t) => t.rendition === "fit-320") || photo.thumbnails[0];
+  const made = thumbnail(photo, `thumbnail of ${photo.url}`);
+  const thumb = made && made.shown;
   const picture = el("div", { class: "thumb" });
-  if (thumb) {
-    picture.append(el("img", { src: thumb.url, alt: `thumbnail of ${photo.url}`, width: thumb.width, height: thumb.height }));
+  if (made) {
+    picture.append(made.node);
   } else {
     picture.append({ failed: "no thumbnail", processing: "processing…" }[photo.status] || "waiting…");
   }
@@ -38,7 +41,7 @@ function card(photo) {
 function render(photos) {
   const seen = new Set();
   const nodes = photos.map((photo) => {
-    const key = JSON.stringify([photo.status, photo.failure_reason, photo.thumbnails]);
+    const key = JSON.stringify([photo.status, photo.failure_reason, photo.thumbnails, photo.thumbhash]);
     seen.add(photo.uuid);
     const known = cards.get(photo.uuid);
     if (known && known.key === key) return known.node;
