@@ -12,7 +12,20 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
-from web import auth, cli, headers, metrics, operations, pages, photos, query, resources, tasks, uploads
+from web import (
+    auth,
+    cli,
+    headers,
+    metrics,
+    openapi,
+    operations,
+    pages,
+    photos,
+    query,
+    resources,
+    tasks,
+    uploads,
+)
 
 log = logging.getLogger("web")
 
@@ -33,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(uploads.bp)
     app.register_blueprint(tasks.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(openapi.bp)
     _register_errors(app)
     cli.init_app(app)
 

@@ -68,9 +68,13 @@ def unauthorized(verdict: keys.Verdict) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error=message), 401, {"WWW-Authenticate": challenge}
 
 
+def is_public(endpoint: str | None, view: object) -> bool:
+    """Whether the view answers without a key (Flask's static files do too)."""
+    return endpoint == "static" or bool(getattr(view, "is_public", False))
+
+
 def _require_key() -> tuple[Response, int, dict[str, str]] | None:
-    view = current_app.view_functions.get(request.endpoint or "")
-    if request.endpoint == "static" or getattr(view, "is_public", False):
+    if is_public(request.endpoint, current_app.view_functions.get(request.endpoint or "")):
         return None
     verdict = access().verdict
     if verdict in (keys.Verdict.open, keys.Verdict.allowed):
@@ -116,6 +120,7 @@ def sign_in() -> WerkzeugResponse | tuple[Response, int] | tuple[Response, int, 
             application/json:
               schema: Error
         415: UnsupportedMediaType
+        503: ServiceUnavailable
     """
     _same_origin()
     key = _key_field()

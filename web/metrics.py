@@ -133,4 +133,16 @@ def init_app(app: Flask, resources: Resources, multiprocess_dir: Path | None) ->
 
     @app.get("/metrics")
     def scrape() -> Response:
+        """The web app's metrics, the same from every gunicorn worker.
+        ---
+        get:
+          tags: [operations]
+          summary: Prometheus metrics
+          responses:
+            200:
+              description: Prometheus text format.
+              content:
+                text/plain:
+                  schema: {type: string}
+        """
         return Response(metrics.scrape(), content_type=CONTENT_TYPE_LATEST)

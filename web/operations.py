@@ -19,6 +19,18 @@ RETRY_BODY = 'expected {} (every failed photo) or {"reason": "<a reason as GET /
 
 @bp.get("/photos/failures")
 def failures() -> Response:
+    """Failed photos grouped by reason, most frequent first.
+    ---
+    get:
+      tags: [operations]
+      summary: Failed photos grouped by reason, most frequent first
+      responses:
+        200:
+          description: The groups, with the latest failure of each.
+          content:
+            application/json:
+              schema: {type: array, items: FailureGroup}
+    """
     groups = operations.failures(resources.get().session_factory)
     return jsonify([{"reason": g.reason, "count": g.count, "last_at": _iso(g.last_at)} for g in groups])
 
@@ -38,6 +50,29 @@ def parse_retry(payload: object) -> str | None:
 
 @bp.post("/photos/retry")
 def retry() -> tuple[Response, int]:
+    """Queues failed photos again: ``{}`` every one, ``{"reason": ...}`` one group.
+    ---
+    post:
+      tags: [operations]
+      summary: Queue failed photos again, all or those of one reason
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: RetryRequest
+      responses:
+        200:
+          description: Nothing was queued (no failed photo, or none with that reason).
+          content:
+            application/json:
+              schema: QueuedCount
+        202:
+          description: Queued.
+          content:
+            application/json:
+              schema: QueuedCount
+        400: BadRequest
+    """
     reason = parse_retry(request.get_json(silent=True) if request.is_json else None)
     res = resources.get()
     queued = operations.retry_failed(res.session_factory, res.publisher(), reason)
@@ -48,7 +83,18 @@ def retry() -> tuple[Response, int]:
 def stats() -> Response:
     """Counts by status, the watched queues with their consumers, and the
     photos finished in each minute of the last hour. Queues are null, with
-    the reason, while RabbitMQ does not answer."""
+    the reason, while RabbitMQ does not answer.
+    ---
+    get:
+      tags: [operations]
+      summary: The operator page's figures
+      responses:
+        200:
+          description: Counts, queues, consumers and the last hour's throughput.
+          content:
+            application/json:
+              schema: Stats
+    """
     res = resources.get()
     counts = operations.status_counts(res.session_factory)
     minutes = operations.throughput(res.session_factory)

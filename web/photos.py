@@ -108,6 +108,27 @@ def _iso(value: datetime | None) -> str | None:
 
 @bp.get("/photos/pending")
 def pending() -> Response:
+    """Pending photos, oldest first, a page at a time.
+    ---
+    get:
+      tags: [photos]
+      summary: Pending photos, oldest first
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 10000, default: 1000}}
+        - name: after
+          in: query
+          description: the UUID of the last photo of the previous page
+          schema: {type: string, format: uuid}
+      responses:
+        200:
+          description: The page; a Link header (rel="next") when there may be more.
+          headers:
+            Link: {schema: {type: string}, description: the next page}
+          content:
+            application/json:
+              schema: {type: array, items: Photo}
+        400: BadRequest
+    """
     limit = _limit_arg(default=1000, most=MAX_PAGE)
     after_raw = request.args.get("after")
     after = None
@@ -125,6 +146,48 @@ def pending() -> Response:
 
 @bp.post("/photos/process")
 def process() -> tuple[Response, int]:
+    """Queues pending and failed photos: one message each on the work queue.
+    ---
+    post:
+      tags: [photos]
+      summary: Queue photos for processing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              oneOf:
+                - type: array
+                  items: {type: string, format: uuid}
+                  minItems: 1
+                  maxItems: 10000
+                - type: object
+                  required: [uuids]
+                  additionalProperties: false
+                  properties:
+                    uuids:
+                      type: array
+                      items: {type: string, format: uuid}
+                      minItems: 1
+                      maxItems: 10000
+      responses:
+        200:
+          description: Nothing was queued; the answer says why, per UUID.
+          content:
+            application/json:
+              schema: ProcessAnswer
+        202:
+          description: Queued (confirmed by RabbitMQ); the answer says what happened to each UUID.
+          content:
+            application/json:
+              schema: ProcessAnswer
+        400:
+          description: Not an array of UUIDs or {"uuids"}, empty, too long, or with malformed UUIDs (listed).
+          content:
+            application/json:
+              schema: InvalidUUIDsError
+        415: UnsupportedMediaType
+    """
     uuids = parse_uuids(_json_body())
     res = resources.get()
     result = pipeline.queue_photos(res.session_factory, res.publisher(), uuids)
@@ -138,7 +201,21 @@ def process() -> tuple[Response, int]:
 
 @bp.get("/photos")
 def index() -> Response:
-    """The newest photos with their thumbnails, and counts by status (for the page)."""
+    """The newest photos with their thumbnails, and counts by status (for the page).
+    ---
+    get:
+      tags: [photos]
+      summary: The newest photos with their thumbnails, and counts by status
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 200}}
+      responses:
+        200:
+          description: Counts by status and the newest photos.
+          content:
+            application/json:
+              schema: PhotoIndex
+        400: BadRequest
+    """
     limit = _limit_arg(default=200, most=1000)
     photos = pipeline.newest_photos(resources.session(), limit)
     counts = operations.status_counts(resources.get().session_factory)
@@ -150,6 +227,19 @@ def index() -> Response:
 
 @bp.get("/photos/<uuid:photo_uuid>")
 def show(photo_uuid: uuid.UUID) -> Response:
+    """One photo with its thumbnails.
+    ---
+    get:
+      tags: [photos]
+      summary: One photo with its thumbnails
+      responses:
+        200:
+          description: The photo.
+          content:
+            application/json:
+              schema: PhotoWithThumbnails
+        404: NotFound
+    """
     photo = pipeline.find_photo(resources.session(), photo_uuid)
     if photo is None:
         raise NotFound(f"no photo {photo_uuid}")
@@ -158,6 +248,26 @@ def show(photo_uuid: uuid.UUID) -> Response:
 
 @bp.get("/thumbs/<path:relative>")
 def thumbnail(relative: str) -> Response:
+    """A stored file: a rendition, an uploaded original or a query's mirror.
+    ---
+    get:
+      tags: [photos]
+      summary: A stored file (rendition, upload, query mirror)
+      description: >-
+        Served only as an image type a browser shows (by extension), under a sandboxing
+        Content-Security-Policy; any other file as an application/octet-stream attachment.
+      responses:
+        200:
+          description: The file.
+          content:
+            image/jpeg: {schema: {type: string, format: binary}}
+            image/png: {schema: {type: string, format: binary}}
+            image/webp: {schema: {type: string, format: binary}}
+            image/avif: {schema: {type: string, format: binary}}
+            image/gif: {schema: {type: string, format: binary}}
+            application/octet-stream: {schema: {type: string, format: binary}}
+        404: NotFound
+    """
     try:
         path = resources.get().storage.resolve(relative)
     except ValueError:

@@ -23,6 +23,40 @@ FAILURE_STATUS: dict[type[QueryFailed], int] = {NotAnImage: 415, ImageTooLarge: 
 
 @bp.post("/query")
 def ask() -> Response:
+    """Sends the image to a consumer over RabbitMQ and answers with what it says.
+    ---
+    post:
+      tags: [query]
+      summary: Ask a consumer for an image's size (and keep its mirror)
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema: QueryForm
+      responses:
+        200:
+          description: The consumer's answer; the mirrored image is kept.
+          content:
+            application/json:
+              schema: QueryAnswer
+        400: BadRequest
+        413: PayloadTooLarge
+        415:
+          description: Not an image.
+          content:
+            application/json:
+              schema: Error
+        502:
+          description: The consumer failed.
+          content:
+            application/json:
+              schema: Error
+        504:
+          description: No consumer answered within QUERY_TIMEOUT.
+          content:
+            application/json:
+              schema: Error
+    """
     res = resources.get()
     image = _image_field(res.settings.query_max_bytes)
     recorded = uploads.ask_query(res.query_client(), res.session_factory, res.storage, image)

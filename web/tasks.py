@@ -59,6 +59,27 @@ def _task_id(raw: str) -> uuid.UUID:
 
 @bp.post("/tasks")
 def create() -> tuple[Response, int, dict[str, str]]:
+    """A task: a square image made into 64×64 and 32×32.
+    ---
+    post:
+      tags: [tasks]
+      summary: Create a resize task from a square image
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: TaskRequest
+      responses:
+        201:
+          description: The task, queued; Location names it.
+          headers:
+            Location: {schema: {type: string}, description: /tasks/<id>}
+          content:
+            application/json:
+              schema: Task
+        400: BadRequest
+        415: UnsupportedMediaType
+    """
     data = base64_image(json_object())
     photo = register(data, renditions_wanted=uploads.TASK_RENDITIONS, square_only=True, process=True)
     return jsonify(task_record(photo)), 201, {"Location": f"/tasks/{photo.uuid}"}
@@ -66,11 +87,47 @@ def create() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/tasks/<task_id>")
 def show(task_id: str) -> Response:
+    """A task's status.
+    ---
+    get:
+      tags: [tasks]
+      summary: A task's status
+      responses:
+        200:
+          description: The task.
+          content:
+            application/json:
+              schema: Task
+        404: NotFound
+    """
     return jsonify(task_record(uploads.find_upload(resources.session(), _task_id(task_id))))
 
 
 @bp.get("/tasks/<task_id>/image")
 def image(task_id: str) -> Response:
+    """A task's image at one size, base64.
+    ---
+    get:
+      tags: [tasks]
+      summary: A task's image (original, 64 or 32), base64
+      parameters:
+        - name: size
+          in: query
+          required: true
+          schema: {type: string, enum: [original, "64", "32"]}
+      responses:
+        200:
+          description: The image.
+          content:
+            application/json:
+              schema: TaskImage
+        400: BadRequest
+        404:
+          description: No such task, or its image of that size is not made yet.
+          content:
+            application/json:
+              schema: Error
+    """
     given = request.args.getlist("size")
     size = given[0] if len(given) == 1 else ",".join(given)
     if size not in SIZES:

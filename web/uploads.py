@@ -102,8 +102,36 @@ def _names(value: object) -> list[str]:
 
 @bp.post("/photos")
 def upload() -> tuple[Response, int, dict[str, str]]:
-    """Multipart field ``file``, or JSON ``{"data": "<base64>"}``; options
-    ``process`` (query string, form field or JSON) and ``renditions``."""
+    """Registers a photo from its bytes: multipart field ``file``, or JSON
+    ``{"data": "<base64>"}``; options ``process`` (query string, form field or
+    JSON) and ``renditions``.
+    ---
+    post:
+      tags: [uploads]
+      summary: Upload a photo (and queue it on request)
+      parameters:
+        - name: process
+          in: query
+          description: queue it at once (true/false, 1/0, yes/no, on/off)
+          schema: {type: string}
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema: UploadForm
+          application/json:
+            schema: UploadJSON
+      responses:
+        201:
+          description: Registered (and queued when asked); Location names the photo.
+          headers:
+            Location: {schema: {type: string}, description: /photos/<uuid>}
+          content:
+            application/json:
+              schema: Upload
+        400: BadRequest
+        415: UnsupportedMediaType
+    """
     options: dict[str, Any]
     if request.mimetype == "multipart/form-data":
         file = request.files.get("file")
