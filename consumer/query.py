@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pika.spec import BasicProperties
 
 from photos import query, rpc
-from photos.query import Answer, ConsumerError, QueryFailed
+from photos.imaging import ImageError
+from photos.query import Answer, ConsumerError, Refusal
 
 log = logging.getLogger("consumer.query")
 
@@ -39,10 +40,10 @@ def reply_to_query(body: bytes, props: BasicProperties, *, max_pixels: int) -> R
         log.error("dropping a query nobody can be answered for", extra={"error": str(exc)})
         return None
     me = consumer_id()
-    outcome: Answer | QueryFailed
+    outcome: Answer | Refusal
     try:
         outcome = query.answer(request.image, max_pixels=max_pixels, consumer=me)
-    except QueryFailed as exc:
+    except ImageError as exc:
         outcome = exc
     except Exception as exc:
         log.exception("bug while answering a query", extra={"query": request.correlation_id})
@@ -60,7 +61,11 @@ def reply_to_query(body: bytes, props: BasicProperties, *, max_pixels: int) -> R
     else:
         log.info(
             "query refused",
-            extra={"query": request.correlation_id, "outcome": outcome.kind, "reason": outcome.reason},
+            extra={
+                "query": request.correlation_id,
+                "outcome": rpc.failure_kind(outcome),
+                "reason": outcome.reason,
+            },
         )
     reply_body, reply_props = rpc.encode_reply(outcome, request.correlation_id, me)
     return Reply(request.reply_to, reply_body, reply_props)

@@ -26,6 +26,19 @@ from photos.placeholder import thumbhash
 # Formats we open. EPS and PDF (Ghostscript), and every other plugin, are refused
 # before any of their code runs on untrusted bytes.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# What every front door (a URL, an upload, a task, a query) accepts: the format
+# as opened -> (file extension, content type) of the original when it is kept.
+# MPO is how Pillow's JPEG reader names a multi-picture JPEG (some cameras
+# write them); its first picture is the photo.
+ACCEPTED_FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "MPO": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+    "GIF": ("gif", "image/gif"),
+    "BMP": ("bmp", "image/bmp"),
+    "TIFF": ("tiff", "image/tiff"),
+}
 JPEG_QUALITY = 85
 # Pillow's JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale; a gap of 1.0 picks
 # the smallest scale that still covers the target box. Measured against a full
@@ -50,6 +63,14 @@ _TRANSPOSE = {
 
 class ImageError(PermanentError):
     """The bytes are not an image we can turn into a rendition."""
+
+
+class NotAnImage(ImageError):
+    """The bytes are not an image in a format we accept, or not a readable one."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than the limit, found from the header before decoding."""
 
 
 class CodecUnavailable(ImageError):
@@ -105,7 +126,9 @@ class Probe:
 
 
 def probe(data: bytes, max_pixels: int) -> Probe:
-    """Format and displayed size (EXIF orientation applied) from the header only."""
+    """Format and displayed size (EXIF orientation applied) from the header
+    only: the one rule of what is accepted, the same that making a rendition
+    applies first. Raises NotAnImage, ImageTooLarge or CodecUnavailable."""
     with _open(data, max_pixels) as im:
         width, height = im.size
         if _orientation(im) >= 5:
@@ -183,23 +206,25 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise ImageError("the download was empty (0 bytes)")
+        raise NotAnImage("the download was empty (0 bytes)")
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         # Pillow's WebP reader allocates the whole canvas when it opens the
         # file, so the ceiling is checked on the header before that.
         size = _webp_size(data)
         if size is None:
-            raise ImageError("unreadable image header: not a valid WebP header")
-        _check_size(*size, max_pixels)
+            raise NotAnImage("unreadable image header: not a valid WebP header")
+        check_pixels(*size, max_pixels)
         _require_module("WEBP")
     try:
         im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageError("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
+        raise NotAnImage("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)") from None
     except Exception as exc:  # Pillow's plugins raise many types on bad headers
-        raise ImageError(f"unreadable image header: {exc}") from None
+        raise NotAnImage(f"unreadable image header: {exc}") from None
     try:
-        _check_size(*im.size, max_pixels)
+        if im.format not in ACCEPTED_FORMATS:
+            raise NotAnImage(f"unsupported image format {im.format}")
+        check_pixels(*im.size, max_pixels)
         _require_decoders(im)
     except ImageError:
         im.close()
@@ -212,11 +237,13 @@ def _icc_profile(im: Image.Image) -> bytes | None:
     return icc if isinstance(icc, bytes) and icc else None
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """The pixel limit, the one place it is checked: NotAnImage for no pixels,
+    ImageTooLarge for more than ``max_pixels``."""
     if width <= 0 or height <= 0:
-        raise ImageError(f"image has no pixels ({width}x{height})")
+        raise NotAnImage(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(f"image is {width}x{height}, more than the limit of {max_pixels} pixels")
+        raise ImageTooLarge(f"image is {width}x{height}, more than the limit of {max_pixels} pixels")
 
 
 # --- codecs -------------------------------------------------------------------
@@ -306,7 +333,9 @@ def _prepare_mode(im: Image.Image) -> Image.Image:
     if im.mode in ("RGB", "L", "RGBA", "CMYK", "YCbCr"):
         return im
     try:
-        if im.mode in ("P", "PA", "LA", "La", "RGBa"):
+        # Bilevel too: converted to RGB it would keep its tRNS colour as a
+        # number, which Pillow's PNG writer refuses for RGB.
+        if im.mode in ("P", "PA", "LA", "La", "RGBa", "1"):
             has_alpha = "A" in im.mode or "a" in im.mode or "transparency" in im.info
             return im.convert("RGBA" if has_alpha else "RGB")
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -315,7 +344,7 @@ def _prepare_mode(im: Image.Image) -> Image.Image:
             return im.convert("I").point(lambda v: v * scale).convert("L")
         return im.convert("RGB")
     except Exception as exc:
-        raise ImageError(f"image data is corrupt or truncated: {exc}") from None
+        raise NotAnImage(f"image data is corrupt or truncated: {exc}") from None
 
 
 def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) -> Image.Image:
@@ -337,7 +366,7 @@ def _decoded(im: Image.Image, box: tuple[int, int] | None, cover: bool = False) 
     except ImageError:
         raise
     except Exception as exc:
-        raise ImageError(f"image data is corrupt or truncated: {exc}") from None
+        raise NotAnImage(f"image data is corrupt or truncated: {exc}") from None
     return im
 
 

@@ -13,12 +13,10 @@ half up, and at least 1 for any image (an image is never 0 bytes). So an
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import ClassVar
 
 from photos import imaging
-from photos.errors import PermanentError, ProcessingError
+from photos.errors import ProcessingError
 from photos.imaging import Encoded, ImageError
 
 
@@ -29,28 +27,13 @@ def kilobytes(size_bytes: int) -> int:
     return max(1, (size_bytes + 512) // 1024)
 
 
-class QueryFailed(ProcessingError):
-    """A consumer could not answer the query. ``kind`` names the failure on the
-    wire (see :mod:`photos.rpc`)."""
-
-    kind: ClassVar[str] = "error"
-
-
-class NotAnImage(QueryFailed, PermanentError):
-    kind = "not_an_image"
-
-
-class ImageTooLarge(QueryFailed, PermanentError):
-    kind = "too_large"
-
-
-class ConsumerError(QueryFailed):
+class ConsumerError(ProcessingError):
     """The consumer failed for a reason of its own (a bug), not the image's."""
 
-    kind = "consumer_error"
 
-
-FAILURES: dict[str, type[QueryFailed]] = {c.kind: c for c in (NotAnImage, ImageTooLarge, ConsumerError)}
+# What a consumer answers instead of an Answer: the image's fault (an
+# ImageError: NotAnImage, ImageTooLarge) or its own.
+Refusal = ImageError | ConsumerError
 
 
 @dataclass(frozen=True)
@@ -68,18 +51,7 @@ class Answer:
 
 
 def answer(data: bytes, *, max_pixels: int, consumer: str) -> Answer:
-    """Raises :class:`NotAnImage` or :class:`ImageTooLarge` (more than
+    """Raises :class:`~photos.imaging.ImageError` as the one acceptance rule
+    says (:func:`photos.imaging.probe`): NotAnImage, ImageTooLarge (more than
     ``max_pixels`` pixels, found from the header before decoding)."""
-    try:
-        probe = imaging.probe(data, sys.maxsize)
-    except ImageError as exc:
-        raise NotAnImage(exc.reason) from None
-    if probe.width * probe.height > max_pixels:
-        raise ImageTooLarge(
-            f"image is {probe.width}x{probe.height}, more than the limit of {max_pixels} pixels"
-        )
-    try:
-        mirrored = imaging.mirror(data, max_pixels=max_pixels)
-    except ImageError as exc:
-        raise NotAnImage(exc.reason) from None
-    return Answer(len(data), mirrored, consumer)
+    return Answer(len(data), imaging.mirror(data, max_pixels=max_pixels), consumer)

@@ -10,7 +10,7 @@ Request, published to the query queue (:attr:`Topology.query_queue`):
 
 Reply, published by a consumer to the request's ``reply_to``, same
 ``correlation_id``; header ``outcome`` is ``answer`` or a failure kind
-(:data:`photos.query.FAILURES`), header ``consumer`` says who answered:
+(:data:`FAILURES`), header ``consumer`` says who answered:
   answer: body the mirrored image, ``content_type`` its type, headers
   ``size_bytes``, ``width``, ``height``, ``extension``;
   failure: empty body, header ``reason`` in words a person understands.
@@ -29,9 +29,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from pika.spec import Basic, BasicProperties
 
-from photos.imaging import Encoded
+from photos.imaging import Encoded, ImageError, ImageTooLarge, NotAnImage
 from photos.messages import BrokerUnavailable
-from photos.query import FAILURES, Answer, QueryFailed
+from photos.query import Answer, ConsumerError, Refusal
 from photos.queue import Topology
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,30 @@ class QueryRequest:
         )
 
 
+# A refusal's kind on the wire -> the error it is raised as on the asking side.
+FAILURES: dict[str, type[Refusal]] = {
+    "not_an_image": NotAnImage,
+    "too_large": ImageTooLarge,
+    "consumer_error": ConsumerError,
+}
+
+
+def failure_kind(refusal: Refusal) -> str:
+    """The kind a refusal travels as: every image error other than the pixel
+    limit says the image was not one we can use."""
+    if isinstance(refusal, ImageTooLarge):
+        return "too_large"
+    if isinstance(refusal, ImageError):
+        return "not_an_image"
+    return "consumer_error"
+
+
 def encode_reply(
-    outcome: Answer | QueryFailed, correlation_id: str, consumer: str
+    outcome: Answer | Refusal, correlation_id: str, consumer: str
 ) -> tuple[bytes, BasicProperties]:
-    if isinstance(outcome, QueryFailed):
-        headers: dict[str, object] = {"outcome": outcome.kind, "reason": outcome.reason, "consumer": consumer}
+    if not isinstance(outcome, Answer):
+        kind = failure_kind(outcome)
+        headers: dict[str, object] = {"outcome": kind, "reason": outcome.reason, "consumer": consumer}
         return b"", BasicProperties(correlation_id=correlation_id, headers=headers)
     image = outcome.mirrored
     headers = {
@@ -92,8 +111,8 @@ def encode_reply(
 
 
 def decode_reply(body: bytes, props: BasicProperties) -> Answer:
-    """The answer in a reply; raises the :class:`QueryFailed` it carries, or
-    :class:`MalformedMessage`."""
+    """The answer in a reply; raises the refusal it carries (see
+    :data:`FAILURES`), or :class:`MalformedMessage`."""
     headers = props.headers or {}
     outcome = _text(headers.get("outcome"))
     consumer = _text(headers.get("consumer"))
@@ -140,8 +159,8 @@ class QueryClient:
     _reply: tuple[BasicProperties, bytes] | None = field(default=None, init=False)
 
     def ask(self, image: bytes) -> Answer:
-        """The consumer's answer. Raises :class:`QueryFailed` (the consumer
-        refused the image), :class:`QueryTimeout` or :class:`BrokerUnavailable`."""
+        """The consumer's answer. Raises the refusal of the consumer (an
+        ImageError or ConsumerError, see :data:`FAILURES`), :class:`QueryTimeout` or :class:`BrokerUnavailable`."""
         deadline = time.monotonic() + self.timeout
         try:
             return self._ask(image, deadline)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,16 +51,7 @@ log = logging.getLogger(__name__)
 ORIGINAL = "original"
 TASK_RENDITIONS = ("square-64", "square-32")
 
-# Image format (as probed) -> (file extension, content type) of the kept original.
-_FORMATS = {
-    "JPEG": ("jpg", "image/jpeg"),
-    "PNG": ("png", "image/png"),
-    "WEBP": ("webp", "image/webp"),
-    "GIF": ("gif", "image/gif"),
-    "BMP": ("bmp", "image/bmp"),
-    "TIFF": ("tiff", "image/tiff"),
-}
-_CONTENT_TYPES = {ext: content_type for ext, content_type in _FORMATS.values()}
+_CONTENT_TYPES = dict(imaging.ACCEPTED_FORMATS.values())
 
 
 class UploadError(Exception):
@@ -78,12 +68,8 @@ class InvalidUpload(UploadError):
     only square ones are accepted, an unknown rendition."""
 
 
-class NotAnImage(UploadError):
-    """The bytes are not an image in a format we read."""
-
-
 class UploadTooLarge(UploadError):
-    """Too many bytes, or too many pixels."""
+    """Too many bytes (too many pixels is imaging.ImageTooLarge, as at every door)."""
 
 
 class UnknownPhoto(UploadError):
@@ -134,21 +120,11 @@ def check_size(data: bytes, limits: Limits) -> bytes:
 
 
 def check_image(data: bytes, limits: Limits, *, square_only: bool) -> imaging.Probe:
-    """Reads the header only. Raises NotAnImage, UploadTooLarge (pixels) or
-    InvalidUpload (not square, when ``square_only``); sizes are as displayed,
-    EXIF orientation applied."""
-    try:
-        # The pixel limit is checked below so that it answers "too large",
-        # not "not an image"; reading the header decodes no pixels.
-        probe = imaging.probe(data, max_pixels=sys.maxsize)
-    except imaging.ImageError as exc:
-        raise NotAnImage(exc.reason) from None
-    if probe.format not in _FORMATS:
-        raise NotAnImage(f"unsupported image format {probe.format}")
-    if probe.width * probe.height > limits.max_pixels:
-        raise UploadTooLarge(
-            f"the image is {probe.width}x{probe.height}, more than the limit of {limits.max_pixels} pixels"
-        )
+    """Reads the header only. Raises what the one acceptance rule raises
+    (:func:`photos.imaging.probe`: NotAnImage, ImageTooLarge), or InvalidUpload
+    (not square, when ``square_only``); sizes are as displayed, EXIF
+    orientation applied."""
+    probe = imaging.probe(data, limits.max_pixels)
     if square_only and probe.width != probe.height:
         raise InvalidUpload(f"only square images are accepted, got {probe.width}x{probe.height}")
     return probe
@@ -180,14 +156,14 @@ def register_upload(
 ) -> Photo:
     """Keep ``data`` as a new photo's original and, if ``process``, queue it.
 
-    Raises InvalidUpload, NotAnImage or UploadTooLarge before anything is
+    Raises InvalidUpload, UploadTooLarge or an ImageError before anything is
     stored, and BrokerUnavailable (after withdrawing the upload) when the
     message was not confirmed. See the module docstring for the ordering.
     """
     wanted = check_renditions(renditions_wanted)
     probe = check_image(check_size(data, limits), limits, square_only=square_only)
     photo_uuid = uuid.uuid4()
-    extension, _ = _FORMATS[probe.format]
+    extension, _ = imaging.ACCEPTED_FORMATS[probe.format]
     path = storage.rendition_path(photo_uuid, ORIGINAL, extension)
     staged = storage.stage(path, data)
     try:
@@ -286,7 +262,8 @@ def read_image(session: Session, storage: Storage, photo_uuid: uuid.UUID, rendit
 
 class Asker(Protocol):
     def ask(self, image: bytes) -> Answer:
-        """The consumer's answer, or QueryFailed, QueryTimeout, BrokerUnavailable."""
+        """The consumer's answer, or its refusal (photos.query.Refusal),
+        QueryTimeout, BrokerUnavailable."""
         ...
 
 

@@ -40,7 +40,7 @@ from typing import Protocol, TypeVar
 
 from photos import imaging
 from photos.errors import PermanentError, ProcessingError, TransientError
-from photos.imaging import ImageError
+from photos.imaging import ImageError, ImageTooLarge
 from photos.retry import GaveUp, RetryPolicy, Wait
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,10 @@ class UpscaleRequest:
         if missing:
             raise InvalidMessage(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
         width, height = _dimension(data, "width"), _dimension(data, "height")
-        if width * height > max_pixels:
-            raise InvalidMessage(f"{width}x{height} is more than the limit of {max_pixels} pixels")
+        try:
+            imaging.check_pixels(width, height, max_pixels)
+        except ImageTooLarge:
+            raise InvalidMessage(f"{width}x{height} is more than the limit of {max_pixels} pixels") from None
         image = decode_png(data["image_data"], "image_data", max_pixels=max_pixels)
         probe = imaging.probe(image, max_pixels)
         if width < probe.width or height < probe.height:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from photos.config import Settings
 from photos.db import is_unavailable
+from photos.imaging import ImageError, ImageTooLarge
 from photos.messages import BrokerUnavailable
 from photos.uploads import UploadError
 from web import (
@@ -55,6 +56,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_errors(app: Flask) -> None:
     app.register_error_handler(UploadError, uploads.upload_error)
+
+    @app.errorhandler(ImageError)
+    def image_refused(exc: ImageError) -> tuple[Response, int]:
+        """An image refused by the one acceptance rule, whichever door it came in by."""
+        return jsonify(error=exc.reason), 413 if isinstance(exc, ImageTooLarge) else 415
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -12,13 +12,11 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from photos import uploads
-from photos.query import ConsumerError, ImageTooLarge, NotAnImage, QueryFailed
+from photos.query import ConsumerError
 from photos.rpc import QueryTimeout
 from web import resources
 
 bp = Blueprint("query", __name__)
-
-FAILURE_STATUS: dict[type[QueryFailed], int] = {NotAnImage: 415, ImageTooLarge: 413, ConsumerError: 502}
 
 
 @bp.post("/query")
@@ -86,10 +84,10 @@ def _image_field(max_bytes: int) -> bytes:
     return data
 
 
-@bp.errorhandler(QueryFailed)
-def failed(exc: QueryFailed) -> tuple[Response, int]:
-    status = next((code for cls, code in FAILURE_STATUS.items() if isinstance(exc, cls)), 502)
-    return jsonify(error=exc.reason), status
+@bp.errorhandler(ConsumerError)
+def consumer_failed(exc: ConsumerError) -> tuple[Response, int]:
+    # What the image is refused for is answered as for an upload (web/__init__.py).
+    return jsonify(error=exc.reason), 502
 
 
 @bp.errorhandler(QueryTimeout)

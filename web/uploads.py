@@ -23,7 +23,6 @@ bp = Blueprint("uploads", __name__)
 ERROR_STATUS: dict[type[uploads.UploadError], int] = {
     uploads.InvalidUpload: 400,
     uploads.UploadTooLarge: 413,
-    uploads.NotAnImage: 415,
     uploads.UnknownPhoto: 404,
     uploads.ImageNotReady: 404,
 }

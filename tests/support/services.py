@@ -96,6 +96,11 @@ class Broker:
             result = channel.queue_declare(queue or self.topology.queue, passive=True)
             return int(result.method.message_count)
 
+    def consumers(self, queue: str | None = None) -> int:
+        with self.channel() as channel:
+            result = channel.queue_declare(queue or self.topology.queue, passive=True)
+            return int(result.method.consumer_count)
+
     def total_depth(self) -> int:
         """Messages ready in the work, delay and dead queues (not the unacked)."""
         t = self.topology

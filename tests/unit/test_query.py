@@ -8,15 +8,8 @@ import pytest
 from pika.spec import BasicProperties
 
 from photos import rpc
-from photos.query import (
-    Answer,
-    ConsumerError,
-    ImageTooLarge,
-    NotAnImage,
-    QueryFailed,
-    answer,
-    kilobytes,
-)
+from photos.imaging import ImageTooLarge, NotAnImage
+from photos.query import Answer, ConsumerError, Refusal, answer, kilobytes
 from photos.uploads import mirrored_path
 from tests.support import images
 
@@ -83,7 +76,7 @@ def test_an_answer_survives_the_wire() -> None:
 
 
 @pytest.mark.parametrize("failure", [NotAnImage("no"), ImageTooLarge("big"), ConsumerError("bug")])
-def test_a_failure_survives_the_wire_as_its_own_type(failure: QueryFailed) -> None:
+def test_a_failure_survives_the_wire_as_its_own_type(failure: Refusal) -> None:
     body, props = rpc.encode_reply(failure, "abc", "host:7")
     with pytest.raises(type(failure)) as raised:
         rpc.decode_reply(body, props)
