@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, func, literal, select
+from sqlalchemy import Table, func, literal, select
 
 from photos import pipeline
 from photos.db import SessionFactory, transaction
@@ -22,7 +22,7 @@ from photos.messages import MessagePublisher
 from photos.models import Photo, PhotoStatus
 
 # Photos queued per call of queue_photos (its statements take arrays).
-RETRY_BATCH = 10_000
+QUEUE_BATCH = 10_000
 # The reason listed for a failed photo that has none recorded.
 NO_REASON = "no reason recorded"
 
@@ -62,12 +62,7 @@ def retry_failed(factory: SessionFactory, publisher: MessagePublisher, reason: s
     """Queue again every failed photo, or those failed for ``reason`` (as
     :func:`failures` lists it); the number queued. Raises BrokerUnavailable as
     queue_photos does: the batches queued before it stay queued."""
-    query = select(_p.uuid).where(_p.status == PhotoStatus.failed).order_by(_p.updated_at, _p.uuid)
-    if reason is not None:
-        query = query.where(_reason == reason)
-    with transaction(factory) as connection:
-        failed = list(connection.scalars(query))
-    return queue_many(factory, publisher, failed)
+    return queue_by_status(factory, publisher, PhotoStatus.failed, reason)
 
 
 def queue_by_status(
@@ -82,27 +77,27 @@ def queue_by_status(
         query = query.where(_reason == reason)
     with transaction(factory) as connection:
         found = list(connection.scalars(query))
-    return queue_many(factory, publisher, found)
+    return _queue_in_batches(factory, publisher, found)
 
 
-def queue_many(factory: SessionFactory, publisher: MessagePublisher, uuids: Sequence[uuid.UUID]) -> int:
+def _queue_in_batches(
+    factory: SessionFactory, publisher: MessagePublisher, uuids: Sequence[uuid.UUID]
+) -> int:
     queued = 0
-    for start in range(0, len(uuids), RETRY_BATCH):
-        result = pipeline.queue_photos(factory, publisher, uuids[start : start + RETRY_BATCH])
+    for start in range(0, len(uuids), QUEUE_BATCH):
+        result = pipeline.queue_photos(factory, publisher, uuids[start : start + QUEUE_BATCH])
         queued += len(result.queued)
     return queued
 
 
-def counts_by_status(connection: Connection) -> dict[PhotoStatus, int]:
-    """Rows by status, every status present (0 when none)."""
-    rows = connection.execute(select(_p.status, func.count()).group_by(_p.status))
-    found = {status: count for status, count in rows}
-    return {status: found.get(status, 0) for status in PhotoStatus}
-
-
 def status_counts(factory: SessionFactory) -> dict[PhotoStatus, int]:
+    """Rows by status, every status present (0 when none)."""
     with transaction(factory) as connection:
-        return counts_by_status(connection)
+        found = {
+            status: count
+            for status, count in connection.execute(select(_p.status, func.count()).group_by(_p.status))
+        }
+    return {status: found.get(status, 0) for status in PhotoStatus}
 
 
 def throughput(factory: SessionFactory, minutes: int = 60) -> list[MinuteCount]:

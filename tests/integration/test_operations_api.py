@@ -9,9 +9,9 @@ from datetime import datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
-from photos import pipeline
+from photos import operations, pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.models import Photo, PhotoStatus
@@ -221,3 +221,21 @@ def test_stats_without_the_broker_still_counts(
     assert body["queues"] is None
     assert body["consumers"] is None
     assert "RabbitMQ does not answer" in body["broker_error"]
+
+
+def test_retry_queues_more_failed_photos_than_one_batch(
+    client: FlaskClient, session_factory: SessionFactory, broker: Broker
+) -> None:
+    many = operations.QUEUE_BATCH + 1
+    with unit_of_work(session_factory) as session:
+        session.execute(
+            text(
+                "INSERT INTO photos (url, status, failure_reason) "
+                "SELECT 'http://127.0.0.1/' || g || '.jpg', 'failed', 'timeout' FROM generate_series(1, :n) g"
+            ),
+            {"n": many},
+        )
+    response = client.post("/photos/retry", json={"reason": "timeout"})
+    assert (response.status_code, response.get_json()) == (202, {"queued": many})
+    assert broker.depth() == many
+    assert client.get("/photos/failures").get_json() == []
