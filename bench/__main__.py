@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api, colour, corpus, end_to_end, formats, memory, metrics, thumbnail
+from bench import api, colour, corpus, encoders, end_to_end, formats, memory, metrics, thumbnail
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "colour", "memory", "api", "metrics", "end-to-end")
+BENCHMARKS = ("thumbnail", "formats", "colour", "encoders", "memory", "api", "metrics", "end-to-end")
 
 
 def main() -> int:
@@ -37,6 +37,8 @@ def main() -> int:
         formats.run(report, files, args.rounds)
     if "colour" in chosen:
         colour.run(report, args.rounds)
+    if "encoders" in chosen:
+        encoders.run(report, files, args.rounds)
     if "memory" in chosen:
         memory.run(report, files, args.rounds)
     if "end-to-end" in chosen:

@@ -13,7 +13,9 @@ function bytes(base64) {
 // A node for the card and the rendition it shows, or null without one.
 export function thumbnail(photo, alt) {
   const byName = new Map(photo.thumbnails.map((t) => [t.rendition, t]));
-  const shown = byName.get("fit-320") || photo.thumbnails[0];
+  // Else the largest other one (a task's square-64 rather than its square-32).
+  const shown = byName.get("fit-320")
+    || photo.thumbnails.reduce((best, t) => (!best || t.width * t.height > best.width * best.height ? t : best), null);
   if (!shown) return null;
   const picture = document.createElement("picture");
   for (const [name, type] of SOURCES) {
