@@ -48,6 +48,11 @@ class PhotoSchema(Shape):
     updated_at = fields.DateTime(required=True, allow_none=True)
     attempts = fields.Integer(required=True)
     failure_reason = fields.String(required=True, allow_none=True)
+    thumbhash = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the ThumbHash placeholder, base64; null until completed"},
+    )
 
 
 class ThumbnailSchema(Shape):
@@ -108,6 +113,7 @@ class TaskSchema(Shape):
         required=True, validate=validate.OneOf(["WAITING", "IN_PROGRESS", "DONE", "FAILED"])
     )
     reason = fields.String(allow_none=True, metadata={"description": "why it failed (FAILED only)"})
+    thumbhash = fields.String(metadata={"description": "the ThumbHash placeholder, base64 (DONE only)"})
 
 
 class TaskImageSchema(Shape):
