@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Row, insert, select, tuple_
 from sqlalchemy.orm import Session, selectinload
@@ -140,7 +141,44 @@ def find_photo(session: Session, photo_uuid: uuid.UUID) -> Photo | None:
     ).first()
 
 
+MAX_URL_LENGTH = 2048
+
+
+class InvalidURLs(ValueError):
+    """Some of the URLs given cannot be photos' addresses; ``invalid`` lists them."""
+
+    def __init__(self, invalid: list[object]) -> None:
+        super().__init__(
+            f"not http(s) URLs with a host (at most {MAX_URL_LENGTH} characters, no control characters)"
+        )
+        self.invalid = invalid
+
+
+def _is_photo_url(url: object) -> bool:
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or not url.isprintable():
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def check_urls(urls: Sequence[object]) -> list[str]:
+    """The URLs as photos' addresses, or :class:`InvalidURLs` naming every one
+    that is not an http(s) URL with a host. Whether its address may be
+    downloaded from is the consumer's check, at download time."""
+    invalid = [u for u in urls if not _is_photo_url(u)]
+    if invalid:
+        raise InvalidURLs(invalid)
+    return [str(u) for u in urls]
+
+
 def add_photos(factory: SessionFactory, urls: Sequence[str]) -> list[uuid.UUID]:
+    """A pending photo for each URL, in order; :class:`InvalidURLs` (and none
+    added) when any is not a photo's address."""
+    urls = check_urls(urls)
     with unit_of_work(factory) as session:
         return list(session.scalars(insert(Photo).returning(Photo.uuid), [{"url": u} for u in urls]))
 

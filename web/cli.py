@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -50,10 +49,10 @@ def _backends(action: Callable[[], T]) -> T:
 
 
 def _url(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
-    bad = [v for v in values if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname]
-    if bad:
-        raise click.BadParameter(f"not http(s) URLs: {', '.join(bad)}")
-    return list(values)
+    try:
+        return pipeline.check_urls(values)
+    except pipeline.InvalidURLs as exc:
+        raise click.BadParameter(f"{exc}: {', '.join(map(str, exc.invalid))}") from None
 
 
 @photos_cli.command("add")

@@ -199,6 +199,55 @@ def process() -> tuple[Response, int]:
     return jsonify(body), 202 if result.queued else 200
 
 
+MAX_URLS_PER_REQUEST = 1000
+
+
+class InvalidURLs(BadRequest):
+    def __init__(self, exc: pipeline.InvalidURLs) -> None:
+        super().__init__(str(exc))
+        self.details = {"invalid": exc.invalid}
+
+
+@bp.post("/photos/urls")
+def add_urls() -> tuple[Response, int]:
+    """Adds a pending photo for each URL (queue them with POST /photos/process).
+    ---
+    post:
+      tags: [photos]
+      summary: Add photos by URL (pending; POST /photos/process queues them)
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: AddURLsRequest
+      responses:
+        201:
+          description: Added, pending; their UUIDs in the order of the URLs.
+          content:
+            application/json:
+              schema: AddedPhotos
+        400:
+          description: Not {"urls"}, empty, too long, or with URLs that are not http(s) URLs (listed).
+          content:
+            application/json:
+              schema: InvalidURLsError
+        415: UnsupportedMediaType
+    """
+    body = _json_body()
+    if not isinstance(body, dict) or set(body) != {"urls"} or not isinstance(body["urls"], list):
+        raise BadRequest('expected {"urls": ["http://...", ...]}')
+    urls = body["urls"]
+    if not urls:
+        raise BadRequest("no URLs given")
+    if len(urls) > MAX_URLS_PER_REQUEST:
+        raise BadRequest(f"at most {MAX_URLS_PER_REQUEST} URLs per request, got {len(urls)}")
+    try:
+        added = pipeline.add_photos(resources.get().session_factory, urls)
+    except pipeline.InvalidURLs as exc:
+        raise InvalidURLs(exc) from None
+    return jsonify(uuids=[str(u) for u in added]), 201
+
+
 @bp.get("/photos")
 def index() -> Response:
     """The newest photos with their thumbnails, and counts by status (for the page).

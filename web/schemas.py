@@ -77,6 +77,23 @@ class NotEligibleSchema(Shape):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
+class InvalidURLsErrorSchema(ErrorSchema):
+    invalid = fields.List(fields.Raw(), metadata={"description": "the items that are not http(s) URLs"})
+
+
+class AddURLsRequestSchema(Strict):
+    urls = fields.List(
+        fields.String(validate=validate.Length(min=1, max=2048)),
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "http(s) URLs of photos"},
+    )
+
+
+class AddedPhotosSchema(Shape):
+    uuids = fields.List(fields.UUID(), required=True)
+
+
 class ProcessAnswerSchema(Shape):
     queued = fields.List(fields.UUID(), required=True)
     not_found = fields.List(fields.UUID(), required=True)

@@ -60,6 +60,8 @@ async function refresh() {
   clearTimeout(timer);
   try {
     const response = await fetch("/photos");
+    // The key was revoked: the page, reloaded, asks for one.
+    if (response.status === 401) { window.location.reload(); return; }
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     const data = await response.json();
     counts.replaceChildren(...STATUS_ORDER.map((s) => {
@@ -98,5 +100,8 @@ button.addEventListener("click", async () => {
     refresh();
   }
 });
+
+// operator.js added, queued or retried photos.
+document.addEventListener("photos:changed", () => refresh());
 
 refresh();
