@@ -195,7 +195,7 @@ class _LeaseKeeper:
     it renews each photo held, so a lease is renewed at most ``interval``
     seconds after its claim and then every ``interval`` seconds until the
     photo is let go. One thread for the consumer's life, started with the
-    first photo; a thread per message cost 0.2 ms of CPU per photo."""
+    first photo (a thread per message cost CPU on every photo)."""
 
     def __init__(self, processor: Processor, interval: float) -> None:
         self._processor = processor

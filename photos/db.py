@@ -23,7 +23,7 @@ def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
     """An engine whose pool replaces connections that died (Postgres restarted,
     backend terminated, idle sessions dropped) before handing them out, so a
     dropped connection never reaches a request or a message. That costs a
-    round trip per checkout (about 0.1 ms here); the consumer once went
+    round trip per checkout; the consumer once went
     without it, and a completion that met a dead pooled connection made the
     photo wait out its own lease (tests/integration/test_dropped_connections.py)."""
     return create_engine(

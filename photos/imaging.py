@@ -41,8 +41,8 @@ ACCEPTED_FORMATS = {
 }
 JPEG_QUALITY = 85
 # Pillow's JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale; a gap of 1.0 picks
-# the smallest scale that still covers the target box. Measured against a full
-# decode + LANCZOS it keeps PSNR above 40 dB (bench/thumbnail.py).
+# the smallest scale that still covers the target box. bench/thumbnail.py
+# measures what that costs in quality against a full decode + LANCZOS.
 REDUCING_GAP = 1.0
 
 # The pixel ceiling is ours, per call (max_pixels), checked on the header before
@@ -111,8 +111,8 @@ JPEG = Format("JPEG", "image/jpeg", "jpg", {"quality": JPEG_QUALITY, "comment": 
 # the JPEG's (python -m bench --only encoders prints bytes, SSIM and time of
 # each next to the JPEG). WebP: libwebp's default method (4); quality 75, its
 # default, falls below the JPEG's SSIM. AVIF (libavif through Pillow): speed 8
-# encodes about four times faster than Pillow's default 6 for the same bytes
-# at the same SSIM on 320-pixel images. icc_profile=None: Pillow's AVIF writer
+# encodes much faster than Pillow's default 6 for the same bytes at the same
+# SSIM on 320-pixel images. icc_profile=None: Pillow's AVIF writer
 # would otherwise copy the source's profile.
 WEBP = Format("WEBP", "image/webp", "webp", {"quality": 80, "method": 4})
 AVIF = Format("AVIF", "image/avif", "avif", {"quality": 60, "speed": 8, "icc_profile": None})
@@ -153,9 +153,9 @@ def _fit_within_pixels(source: Image.Image, width: int, height: int) -> Image.Im
 
     JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still
     covers the box, which makes the decode nearly all of the cost, and the
-    rest of the way is LANCZOS: 43-53 dB from a full decode + LANCZOS, where
-    decoding at the next larger scale would cost 45% more time for no visible
-    gain, and a cheaper filter (BILINEAR) drops to 40 dB."""
+    rest of the way is LANCZOS. Decoding at the next larger scale costs more
+    time for no visible gain, and a cheaper filter (BILINEAR) loses visibly
+    (bench/thumbnail.py prints the figures)."""
     orientation = _orientation(source)
     # Rotations by 90° swap the box, so shrink against the stored axes and
     # rotate the small result: rotating first would force a full decode.

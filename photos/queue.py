@@ -246,7 +246,7 @@ class Publisher:
     otherwise (refused, unroutable, not confirmed within ``timeout`` seconds,
     or no connection); a caller that got no exception may promise the work will
     be done. Confirms are pipelined: all messages go out, then the acks are
-    awaited together, so 10,000 messages cost about one round trip, not 10,000.
+    awaited together, so a batch costs about one round trip, not one per message.
     One publisher per thread: pika connections are not thread-safe.
     """
 
@@ -337,7 +337,7 @@ class _ConfirmLink:
             raise _LinkFailed(self._failure or "the channel is closed")
         self._refused = self._returned = 0
         # One set of properties for the whole batch: building them per message
-        # was a third of the publishing CPU of 10,000 messages.
+        # was a large share of the publishing CPU of a big batch.
         props = properties(delay_ms=delay_ms)
         try:
             for start in range(0, len(bodies), WRITE_EVERY):
