@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
-from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound
 
 from photos import operations, pipeline
 from photos.models import Photo
-from web import headers, resources
+from web import bodies, headers, resources
 
 bp = Blueprint("photos", __name__)
 
@@ -51,15 +51,6 @@ def parse_uuids(payload: object) -> list[uuid.UUID]:
     if invalid:
         raise InvalidUUIDs(invalid)
     return list(dict.fromkeys(parsed))
-
-
-def _json_body() -> object:
-    if not request.is_json:
-        raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise BadRequest("the body is not valid JSON")
-    return payload
 
 
 def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, Any]:
@@ -188,7 +179,7 @@ def process() -> tuple[Response, int]:
               schema: InvalidUUIDsError
         415: UnsupportedMediaType
     """
-    uuids = parse_uuids(_json_body())
+    uuids = parse_uuids(bodies.json_body())
     res = resources.get()
     result = pipeline.queue_photos(res.session_factory, res.publisher(), uuids)
     body = {

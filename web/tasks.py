@@ -27,8 +27,9 @@ from werkzeug.exceptions import BadRequest
 from photos import uploads
 from photos.models import Photo, PhotoStatus
 from web import resources
+from web.bodies import json_object
 from web.photos import thumbhash_text
-from web.uploads import base64_image, json_object, register
+from web.uploads import base64_image, register
 
 bp = Blueprint("tasks", __name__)
 

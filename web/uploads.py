@@ -15,7 +15,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from photos import renditions, uploads
 from photos.models import Photo
-from web import resources
+from web import bodies, resources
 from web.photos import photo_record
 
 bp = Blueprint("uploads", __name__)
@@ -38,15 +38,6 @@ def upload_error(exc: uploads.UploadError) -> tuple[Response, int]:
 def limits() -> uploads.Limits:
     settings = resources.get().settings
     return uploads.Limits(max_bytes=settings.upload_max_bytes, max_pixels=settings.max_image_pixels)
-
-
-def json_object() -> dict[str, Any]:
-    if not request.is_json:
-        raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object")
-    return payload
 
 
 def base64_image(body: dict[str, Any]) -> bytes:
@@ -140,7 +131,7 @@ def upload() -> tuple[Response, int, dict[str, str]]:
         data = file.stream.read(limits().max_bytes + 1)
         options = {k: request.form.get(k) for k in ("process", "renditions") if k in request.form}
     elif request.is_json:
-        body = json_object()
+        body = bodies.json_object()
         data = base64_image(body)
         options = {k: body[k] for k in ("process", "renditions") if k in body}
     else:
