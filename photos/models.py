@@ -103,7 +103,9 @@ class Thumbnail(Base):
     rendition: Mapped[str] = mapped_column(Text, nullable=False, server_default="fit-320")
     width: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     height: Mapped[int] = mapped_column(SmallInteger, nullable=False)
-    url: Mapped[str] = mapped_column(Text, nullable=False)
+    # The file's storage key (a path relative to the storage root); the column
+    # keeps the name the specification gives it.
+    key: Mapped[str] = mapped_column("url", Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

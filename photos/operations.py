@@ -26,8 +26,8 @@ QUEUE_BATCH = 10_000
 # The reason listed for a failed photo that has none recorded.
 NO_REASON = "no reason recorded"
 
-_p = cast(Table, Photo.__table__).c
-_reason = func.coalesce(_p.failure_reason, literal(NO_REASON))
+_columns = cast(Table, Photo.__table__).c
+_reason = func.coalesce(_columns.failure_reason, literal(NO_REASON))
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ class MinuteCount:
 def failures(factory: SessionFactory) -> list[FailureGroup]:
     """Failed photos grouped by reason, most frequent first (the latest failure
     first among equals)."""
-    last_at = func.max(_p.updated_at)
+    last_at = func.max(_columns.updated_at)
     query = (
         select(_reason.label("reason"), func.count().label("count"), last_at.label("last_at"))
-        .where(_p.status == PhotoStatus.failed)
+        .where(_columns.status == PhotoStatus.failed)
         .group_by(_reason)
         .order_by(func.count().desc(), last_at.desc(), _reason)
     )
@@ -72,7 +72,9 @@ def queue_by_status(
     those whose failure reason is ``reason``; the number queued."""
     if status not in (PhotoStatus.pending, PhotoStatus.failed):
         raise ValueError(f"only pending and failed photos can be queued, not {status.value}")
-    query = select(_p.uuid).where(_p.status == status).order_by(_p.created_at, _p.uuid)
+    query = (
+        select(_columns.uuid).where(_columns.status == status).order_by(_columns.created_at, _columns.uuid)
+    )
     if reason is not None:
         query = query.where(_reason == reason)
     with transaction(factory) as connection:
@@ -95,7 +97,9 @@ def status_counts(factory: SessionFactory) -> dict[PhotoStatus, int]:
     with transaction(factory) as connection:
         found = {
             status: count
-            for status, count in connection.execute(select(_p.status, func.count()).group_by(_p.status))
+            for status, count in connection.execute(
+                select(_columns.status, func.count()).group_by(_columns.status)
+            )
         }
     return {status: found.get(status, 0) for status in PhotoStatus}
 
@@ -103,15 +107,15 @@ def status_counts(factory: SessionFactory) -> dict[PhotoStatus, int]:
 def throughput(factory: SessionFactory, minutes: int = 60) -> list[MinuteCount]:
     """Photos completed and failed in each of the last ``minutes`` minutes,
     oldest first, every minute present (the current one last)."""
-    minute = func.date_trunc("minute", _p.updated_at)
+    minute = func.date_trunc("minute", _columns.updated_at)
     since = func.date_trunc("minute", func.now()) - func.make_interval(0, 0, 0, 0, 0, minutes - 1)
     query = (
         select(
             minute.label("minute"),
-            func.count().filter(_p.status == PhotoStatus.completed).label("completed"),
-            func.count().filter(_p.status == PhotoStatus.failed).label("failed"),
+            func.count().filter(_columns.status == PhotoStatus.completed).label("completed"),
+            func.count().filter(_columns.status == PhotoStatus.failed).label("failed"),
         )
-        .where(_p.status.in_([PhotoStatus.completed, PhotoStatus.failed]), _p.updated_at >= since)
+        .where(_columns.status.in_([PhotoStatus.completed, PhotoStatus.failed]), _columns.updated_at >= since)
         .group_by(minute)
     )
     with transaction(factory) as connection:

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -186,11 +187,30 @@ def add_photos(factory: SessionFactory, urls: Sequence[str]) -> list[uuid.UUID]:
 # --- the consumer side ----------------------------------------------------
 
 
+class Settled(StrEnum):
+    """What became of a photo whose message needs nothing more."""
+
+    completed = "completed"
+    failed = "failed"
+    # Another consumer took the photo over; its outcome stands.
+    lease_lost = "lease lost"
+    unknown_photo = "unknown photo"
+    already_pending = "already pending"
+    already_processing = "already processing"
+    already_completed = "already completed"
+    already_failed = "already failed"
+
+    @classmethod
+    def already(cls, status: PhotoStatus) -> Settled:
+        """A photo found in ``status`` by a message that has nothing to do."""
+        return cls(f"already {status.value}")
+
+
 @dataclass(frozen=True)
 class Done:
     """Nothing more to do for this message: ack it."""
 
-    outcome: str
+    outcome: Settled
 
 
 @dataclass(frozen=True)
@@ -241,14 +261,14 @@ class Processor:
     metrics: ProcessingMetrics = field(default_factory=ProcessingMetrics)
 
     def handle(self, message: PhotoMessage) -> Outcome:
-        photo = message.photo_uuid
-        claim = self.claim(photo)
+        photo_uuid = message.photo_uuid
+        claim = self.claim(photo_uuid)
         if not isinstance(claim, Claim):
             return claim
         try:
             recipes = [renditions.by_name(name) for name in claim.renditions]
         except KeyError as exc:
-            return self.fail(photo, f"unknown rendition {exc.args[0]!r}")
+            return self.fail(photo_uuid, f"unknown rendition {exc.args[0]!r}")
         try:
             with self.metrics.stage(Stage.download):
                 data = self._original(claim)
@@ -257,67 +277,68 @@ class Processor:
                 source = renditions.placeholder_source(recipes)
                 made = [(recipe, recipe.make(data, self.max_pixels, recipe is source)) for recipe in recipes]
         except PermanentError as exc:
-            return self.fail(photo, exc.reason)
+            return self.fail(photo_uuid, exc.reason)
         except TransientError as exc:
             if claim.attempts >= self.retry_policy.max_attempts:
-                return self.fail(photo, f"gave up after {claim.attempts} attempts: {exc.reason}")
-            return self.retry(photo, claim.attempts, exc.reason)
+                return self.fail(photo_uuid, f"gave up after {claim.attempts} attempts: {exc.reason}")
+            return self.retry(photo_uuid, claim.attempts, exc.reason)
         for recipe, image in made:
             if image.warning is not None:
                 log.warning(
                     "rendition made with a caveat",
-                    extra={"photo": str(photo), "rendition": recipe.name, "reason": image.warning},
+                    extra={"photo": str(photo_uuid), "rendition": recipe.name, "reason": image.warning},
                 )
         rows: list[dict[str, object]] = []
         files: list[Staged] = []
         try:
             for recipe, image in made:
-                path = self.storage.rendition_path(photo, recipe.name, image.extension)
+                path = self.storage.rendition_path(photo_uuid, recipe.name, image.extension)
                 with self.metrics.stage(Stage.store):
                     files.append(self.storage.stage(path, image.data))
                 rows.append(
                     {
-                        "photo_uuid": photo,
+                        "photo_uuid": photo_uuid,
                         "rendition": recipe.name,
                         "width": image.width,
                         "height": image.height,
-                        "url": path,
+                        "key": path,
                     }
                 )
             thumbhash = next((image.thumbhash for _, image in made if image.thumbhash is not None), None)
             with self.metrics.stage(Stage.commit):
-                return self.complete(photo, rows, files, thumbhash=thumbhash)
+                return self.complete(photo_uuid, rows, files, thumbhash=thumbhash)
         finally:
             for staged in files:
                 staged.discard()  # nothing left to do for those published
 
-    def claim(self, photo: uuid.UUID) -> Claim | Outcome:
+    def claim(self, photo_uuid: uuid.UUID) -> Claim | Outcome:
         with transaction(self.factory) as connection:
             row = connection.execute(
-                statements.CLAIM, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
+                statements.CLAIM,
+                {"photo": photo_uuid, "owner": self.owner, "lease_seconds": self.lease_seconds},
             ).first()
             if row is not None:
                 if row.attempts > self.retry_policy.max_attempts:
                     # Taken over from consumers that died holding it, too often.
                     reason = f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"
-                    connection.execute(statements.FAIL, {"photo": photo, "reason": reason})
+                    connection.execute(statements.FAIL, {"photo": photo_uuid, "reason": reason})
                     # A consumer that died between publishing its files and
                     # committing left them; the row lock keeps writers out.
-                    self.storage.remove_renditions(photo, row.renditions)
-                    log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed"})
-                    return Done("failed")
-                log.info("photo claimed", extra={"photo": str(photo), "attempt": row.attempts})
+                    self.storage.remove_renditions(photo_uuid, row.renditions)
+                    log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed"})
+                    return Done(Settled.failed)
+                log.info("photo claimed", extra={"photo": str(photo_uuid), "attempt": row.attempts})
                 return Claim(row.url, row.original_path, list(row.renditions), row.attempts)
-            current = connection.execute(statements.STATE, {"photo": photo}).first()
+            current = connection.execute(statements.STATE, {"photo": photo_uuid}).first()
         if current is None:
-            log.warning("message for an unknown photo", extra={"photo": str(photo)})
-            return Done("unknown photo")
+            log.warning("message for an unknown photo", extra={"photo": str(photo_uuid)})
+            return Done(Settled.unknown_photo)
         status, expires, now = current
         if status == PhotoStatus.processing and expires is not None:
             # Someone holds it. If they finish, the retry finds it completed;
             # if they died, the retry takes it over once the lease runs out.
             return RetryLater(max(0.5, (expires - now).total_seconds() + 0.5), "photo is being processed")
-        return Done(f"already {status.value}")
+        return Done(Settled.already(status))
 
     def _original(self, claim: Claim) -> bytes:
         """The photo's bytes: uploaded ones from storage, the others downloaded."""
@@ -334,14 +355,15 @@ class Processor:
         """Close the database connections pooled for this processor."""
         self.factory.dispose()
 
-    def renew_lease(self, photo: uuid.UUID) -> bool:
+    def renew_lease(self, photo_uuid: uuid.UUID) -> bool:
         with transaction(self.factory) as connection:
             renewed = connection.execute(
-                statements.RENEW, {"photo": photo, "owner": self.owner, "lease_seconds": self.lease_seconds}
+                statements.RENEW,
+                {"photo": photo_uuid, "owner": self.owner, "lease_seconds": self.lease_seconds},
             )
             return renewed.first() is not None
 
-    def give_back(self, photo: uuid.UUID) -> bool:
+    def give_back(self, photo_uuid: uuid.UUID) -> bool:
         """Release a photo this processor holds but will not finish (its
         consumer is stopping): pending again at once, so the redelivered
         message is taken over without waiting out the lease. The attempt still
@@ -351,7 +373,7 @@ class Processor:
             released = connection.execute(
                 statements.GIVE_BACK,
                 {
-                    "photo": photo,
+                    "photo": photo_uuid,
                     "owner": self.owner,
                     "reason": "the consumer processing it was stopped before finishing; it will be tried again",
                 },
@@ -360,7 +382,7 @@ class Processor:
 
     def complete(
         self,
-        photo: uuid.UUID,
+        photo_uuid: uuid.UUID,
         rows: list[dict[str, object]],
         files: Sequence[Staged] = (),
         *,
@@ -376,70 +398,71 @@ class Processor:
             held = connection.execute(
                 statements.COMPLETE,
                 {
-                    "photo": photo,
+                    "photo": photo_uuid,
                     "owner": self.owner,
                     "names": [r["rendition"] for r in rows],
                     "widths": [r["width"] for r in rows],
                     "heights": [r["height"] for r in rows],
-                    "paths": [r["url"] for r in rows],
+                    "paths": [r["key"] for r in rows],
                     "thumbhash": thumbhash,
                 },
             ).first()
             if held is None:
                 # Our lease ran out and another consumer took the photo over:
                 # its outcome stands, our files are discarded unpublished.
-                log.warning("lease lost before completing", extra={"photo": str(photo)})
-                return Done("lease lost")
+                log.warning("lease lost before completing", extra={"photo": str(photo_uuid)})
+                return Done(Settled.lease_lost)
             for staged in files:
                 staged.publish()  # raising rolls the rows back
-        return Done("completed")
+        return Done(Settled.completed)
 
-    def fail(self, photo: uuid.UUID, reason: str) -> Outcome:
+    def fail(self, photo_uuid: uuid.UUID, reason: str) -> Outcome:
         with transaction(self.factory) as connection:
             failed = connection.execute(
-                statements.FAIL_HELD, {"photo": photo, "owner": self.owner, "reason": reason[:2000]}
+                statements.FAIL_HELD, {"photo": photo_uuid, "owner": self.owner, "reason": reason[:2000]}
             ).first()
             if failed is None:
                 # Our lease ran out (or the photo was given back): whoever has
                 # the photo now decides its outcome.
-                log.warning("lease lost before failing", extra={"photo": str(photo), "reason": reason})
-                return Done("lease lost")
+                log.warning("lease lost before failing", extra={"photo": str(photo_uuid), "reason": reason})
+                return Done(Settled.lease_lost)
             # Files an attempt published before dying without committing.
-            self.storage.remove_renditions(photo, failed.renditions)
-        log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
-        return Done("failed")
+            self.storage.remove_renditions(photo_uuid, failed.renditions)
+        log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed", "reason": reason})
+        return Done(Settled.failed)
 
-    def retry(self, photo: uuid.UUID, attempts: int, reason: str) -> Outcome:
+    def retry(self, photo_uuid: uuid.UUID, attempts: int, reason: str) -> Outcome:
         delay = self.retry_policy.delay(attempts)
         with transaction(self.factory) as connection:
             connection.execute(
                 statements.RELEASE,
                 {
-                    "photo": photo,
+                    "photo": photo_uuid,
                     "owner": self.owner,
                     "reason": f"attempt {attempts} failed, retrying: {reason}",
                 },
             )
         log.info(
-            "photo will be retried", extra={"photo": str(photo), "delay": round(delay, 2), "reason": reason}
+            "photo will be retried",
+            extra={"photo": str(photo_uuid), "delay": round(delay, 2), "reason": reason},
         )
         return RetryLater(delay, reason)
 
-    def fail_dead_letter(self, photo: uuid.UUID, reason: str) -> Outcome:
+    def fail_dead_letter(self, photo_uuid: uuid.UUID, reason: str) -> Outcome:
         """A message that exhausted its deliveries: its photo fails, unless it got
         done in the meantime (Done, nothing changed) or a live consumer holds it
         (RetryLater: the message goes back to the work queue, where the holder's
         outcome, or the attempts bound if it dies, settles the photo)."""
         with transaction(self.factory) as connection:
-            row = connection.execute(statements.STATE_LOCKED, {"photo": photo}).first()
+            row = connection.execute(statements.STATE_LOCKED, {"photo": photo_uuid}).first()
             if row is None:
-                return Done("unknown photo")
+                return Done(Settled.unknown_photo)
             if row.status in (PhotoStatus.completed, PhotoStatus.failed):
-                return Done(f"already {row.status.value}")
+                return Done(Settled.already(row.status))
             expires, now = row.lease_expires_at, row.now
             if row.status == PhotoStatus.processing and expires is not None and expires > now:
                 return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
-            connection.execute(statements.FAIL, {"photo": photo, "reason": reason[:2000]})
-            self.storage.remove_renditions(photo, row.renditions)
-        log.warning("photo failed", extra={"photo": str(photo), "outcome": "failed", "reason": reason})
-        return Done("failed")
+            connection.execute(statements.FAIL, {"photo": photo_uuid, "reason": reason[:2000]})
+            self.storage.remove_renditions(photo_uuid, row.renditions)
+        log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed", "reason": reason})
+        return Done(Settled.failed)

@@ -242,7 +242,7 @@ def read_image(session: Session, storage: Storage, photo_uuid: uuid.UUID, rendit
         if rendition not in photo.renditions:
             raise ImageNotReady(f"photo {photo_uuid} does not get the {rendition} rendition")
         relative_or_none = session.scalar(
-            select(Thumbnail.url).where(Thumbnail.photo_uuid == photo_uuid, Thumbnail.rendition == rendition)
+            select(Thumbnail.key).where(Thumbnail.photo_uuid == photo_uuid, Thumbnail.rendition == rendition)
         )
         if relative_or_none is None:
             raise ImageNotReady(

@@ -75,22 +75,24 @@ def add_command(urls: list[str]) -> None:
 @click.option("--reason", help="only those whose failure reason is this (as GET /photos/failures lists it)")
 def queue_command(status: str, reason: str | None) -> None:
     """Queue every photo of a status (pending by default) for processing."""
-    res = resources.get()
+    services = resources.get()
     queued = _backends(
-        lambda: operations.queue_by_status(res.session_factory, res.publisher(), PhotoStatus(status), reason)
+        lambda: operations.queue_by_status(
+            services.session_factory, services.publisher(), PhotoStatus(status), reason
+        )
     )
     click.echo(f"queued {queued}")
 
 
 def stats_command() -> None:
     """Counts by status, the work, retry and dead-letter queues, the consumers."""
-    res = resources.get()
-    counts = _backends(lambda: operations.status_counts(res.session_factory))
+    services = resources.get()
+    counts = _backends(lambda: operations.status_counts(services.session_factory))
     click.echo("photos")
     for status, count in counts.items():
         click.echo(f"  {status.value:<12}{count:>10}")
-    watched = res.topology.watched_queues
-    states = _backends(lambda: res.queue_inspector.states(list(watched.values())))
+    watched = services.topology.watched_queues
+    states = _backends(lambda: services.queue_inspector.states(list(watched.values())))
     click.echo("queues                                      ready  consumers")
     for role, state in zip(watched, states, strict=True):
         click.echo(f"  {role:<6}{state.name:<36}{state.messages:>6}{state.consumers:>11}")

@@ -74,8 +74,8 @@ def retry() -> tuple[Response, int]:
         400: BadRequest
     """
     reason = parse_retry(request.get_json(silent=True) if request.is_json else None)
-    res = resources.get()
-    queued = operations.retry_failed(res.session_factory, res.publisher(), reason)
+    services = resources.get()
+    queued = operations.retry_failed(services.session_factory, services.publisher(), reason)
     return jsonify(queued=queued), 202 if queued else 200
 
 
@@ -95,14 +95,14 @@ def stats() -> Response:
             application/json:
               schema: Stats
     """
-    res = resources.get()
-    counts = operations.status_counts(res.session_factory)
-    minutes = operations.throughput(res.session_factory)
-    watched = res.topology.watched_queues
+    services = resources.get()
+    counts = operations.status_counts(services.session_factory)
+    minutes = operations.throughput(services.session_factory)
+    watched = services.topology.watched_queues
     queues: list[dict[str, object]] | None = None
     broker_error: str | None = None
     try:
-        states = res.queue_inspector.states(list(watched.values()))
+        states = services.queue_inspector.states(list(watched.values()))
         queues = [
             {"role": role, "queue": s.name, "messages": s.messages, "consumers": s.consumers}
             for role, s in zip(watched, states, strict=True)

@@ -70,8 +70,8 @@ def photo_record(photo: Photo, *, with_thumbnails: bool = False) -> dict[str, An
                 "rendition": t.rendition,
                 "width": t.width,
                 "height": t.height,
-                "path": t.url,
-                "url": f"/thumbs/{t.url}",
+                "path": t.key,
+                "url": f"/thumbs/{t.key}",
             }
             for t in photo.thumbnails
         ]
@@ -180,8 +180,8 @@ def process() -> tuple[Response, int]:
         415: UnsupportedMediaType
     """
     uuids = parse_uuids(bodies.json_body())
-    res = resources.get()
-    result = pipeline.queue_photos(res.session_factory, res.publisher(), uuids)
+    services = resources.get()
+    result = pipeline.queue_photos(services.session_factory, services.publisher(), uuids)
     body = {
         "queued": [str(u) for u in result.queued],
         "not_found": [str(u) for u in result.not_found],

@@ -55,9 +55,9 @@ def ask() -> Response:
             application/json:
               schema: Error
     """
-    res = resources.get()
-    image = _image_field(res.settings.query_max_bytes)
-    recorded = uploads.ask_query(res.query_client(), res.session_factory, res.storage, image)
+    services = resources.get()
+    image = _image_field(services.settings.query_max_bytes)
+    recorded = uploads.ask_query(services.query_client(), services.session_factory, services.storage, image)
     answer = recorded.answer
     return jsonify(
         status="SUCCESS",

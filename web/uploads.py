@@ -51,11 +51,11 @@ def register(
     data: bytes, *, renditions_wanted: Sequence[str], process: bool, square_only: bool = False
 ) -> Photo:
     """:func:`photos.uploads.register_upload` with this app's resources and limits."""
-    res = resources.get()
+    services = resources.get()
     return uploads.register_upload(
-        res.session_factory,
-        res.storage,
-        res.publisher(),
+        services.session_factory,
+        services.storage,
+        services.publisher(),
         data,
         limits=limits(),
         renditions_wanted=renditions_wanted,

@@ -140,7 +140,7 @@ def test_a_person_processes_the_pending_photos_from_the_page(
     for card in completed:
         row = rows[card["uuid"]]
         # The browser really decoded the file the row names, at its real size.
-        assert card["img"]["src"] == f"/thumbs/{row.url}"
+        assert card["img"]["src"] == f"/thumbs/{row.key}"
         assert (card["img"]["naturalWidth"], card["img"]["naturalHeight"]) == (row.width, row.height)
         assert f"{row.width}×{row.height}" in card["text"]
         # ...and shows it undistorted: the box on the page keeps its proportions.

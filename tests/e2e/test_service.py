@@ -52,8 +52,8 @@ def check_thumbnail(settings: Settings, row: Thumbnail, displayed: tuple[int, in
     """The file exists at the row's relative path, its real size is the row's,
     it fits 320x320, keeps the displayed aspect ratio within a pixel, and the
     red mark of the original's displayed top-left corner is at its top-left."""
-    assert not row.url.startswith("/") and ".." not in row.url
-    thumb = images.decode((settings.thumbs_dir / row.url).read_bytes())
+    assert not row.key.startswith("/") and ".." not in row.key
+    thumb = images.decode((settings.thumbs_dir / row.key).read_bytes())
     assert (thumb.width, thumb.height) == (row.width, row.height)
     assert max(thumb.width, thumb.height) == 320 >= min(thumb.width, thumb.height)
     w, h = displayed
@@ -108,10 +108,10 @@ def test_make_run_processes_every_photo_end_to_end(
             [row] = thumbnails(session_factory, photo)
             assert row.rendition == "fit-320"
             check_thumbnail(settings, row, displayed)
-            served = requests.get(f"{base}/thumbs/{row.url}", timeout=5)
+            served = requests.get(f"{base}/thumbs/{row.key}", timeout=5)
             assert served.status_code == 200
             assert served.headers["Content-Type"] == "image/jpeg"
-            assert served.content == (settings.thumbs_dir / row.url).read_bytes()
+            assert served.content == (settings.thumbs_dir / row.key).read_bytes()
 
         failed = by_url[missing_url]
         assert final[failed] == PhotoStatus.failed
@@ -147,7 +147,7 @@ def test_a_message_delivered_twice_makes_one_row_and_one_file(
     wait_for(lambda: statuses(session_factory, [photo])[photo] == PhotoStatus.completed, 30)
     wait_for(lambda: running_service.broker.total_depth() == 0, 30, what="both messages to be consumed")
     [row] = thumbnails(session_factory, photo)
-    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / row.url]
+    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / row.key]
     assert photo_host.requests.count("/a.jpg") == 1  # the second delivery found it claimed or done
 
 
@@ -177,7 +177,7 @@ def test_a_consumer_killed_while_holding_a_message_loses_nothing(
         assert done is not None and done.attempts == 2
     [row] = thumbnails(session_factory, photo)
     check_thumbnail(settings, row, (1200, 800))
-    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / row.url]
+    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / row.key]
     wait_for(lambda: running_service.broker.total_depth() == 0, 30, what="queues to drain")
 
 

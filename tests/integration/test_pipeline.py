@@ -27,7 +27,7 @@ from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.messages import BrokerUnavailable, PhotoMessage
 from photos.models import Photo, PhotoStatus
-from photos.pipeline import Done, Processor, RetryLater
+from photos.pipeline import Done, Processor, RetryLater, Settled
 from photos.queue import Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
@@ -225,7 +225,7 @@ def test_a_download_that_is_not_a_usable_image_fails_with_a_reason(
     reason: str,
 ) -> None:
     [p] = add(session_factory, [photo_host.add("bad.jpg", serve_bytes(body, content_type))])
-    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("failed")
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done(Settled.failed)
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
     assert outcome.status == PhotoStatus.failed
     assert outcome.reason is not None and reason in outcome.reason
@@ -254,7 +254,7 @@ def test_unusual_photos_are_completed_at_their_displayed_size(
     size: tuple[int, int],
 ) -> None:
     [p] = add(session_factory, [photo_host.add("odd", serve_bytes(body))])
-    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("completed")
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done(Settled.completed)
     check_rows_and_files(session_factory, settings.thumbs_dir, [p])
     [thumb] = list((settings.thumbs_dir).rglob("*.jpg"))
     assert images.decode(thumb.read_bytes()).size == size
@@ -265,7 +265,7 @@ def test_a_photo_over_the_pixel_limit_fails_before_decoding(
 ) -> None:
     [p] = add(session_factory, [photo_host.add("big.jpg", serve_bytes(images.jpeg(2000, 1500)))])
     assert processor(settings, session_factory, max_image_pixels=1_000_000).handle(PhotoMessage(p)) == Done(
-        "failed"
+        Settled.failed
     )
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
     assert outcome.reason == "image is 2000x1500, more than the limit of 1000000 pixels"
@@ -289,8 +289,8 @@ def test_a_second_delivery_while_the_first_is_processing_waits_and_then_does_not
     assert 0.5 <= retry.delay <= settings.lease_seconds + 0.5
     gate.opened.set()
     thread.join(10)
-    assert results == [Done("completed")]
-    assert second.handle(PhotoMessage(p)) == Done("already completed")
+    assert results == [Done(Settled.completed)]
+    assert second.handle(PhotoMessage(p)) == Done(Settled.already_completed)
     check_rows_and_files(session_factory, settings.thumbs_dir, [p])
     assert photo_host.requests == ["/slow.jpg"]
 
@@ -304,12 +304,18 @@ def expire_lease(factory: SessionFactory, photo_uuid: uuid.UUID) -> None:
 @pytest.mark.parametrize(
     ("stalled_gets", "successor_gets", "successor_outcome", "final_status", "final_reason"),
     [
-        (serve_bytes(JPEG), serve_bytes(images.jpeg(300, 600)), "completed", PhotoStatus.completed, None),
-        (status(404), serve_bytes(images.jpeg(300, 600)), "completed", PhotoStatus.completed, None),
+        (
+            serve_bytes(JPEG),
+            serve_bytes(images.jpeg(300, 600)),
+            Settled.completed,
+            PhotoStatus.completed,
+            None,
+        ),
+        (status(404), serve_bytes(images.jpeg(300, 600)), Settled.completed, PhotoStatus.completed, None),
         (
             serve_bytes(JPEG),
             status(404),
-            "failed",
+            Settled.failed,
             PhotoStatus.failed,
             "the photo host answered HTTP 404",
         ),
@@ -322,7 +328,7 @@ def test_a_consumer_whose_lease_was_taken_over_changes_nothing_when_it_wakes(
     photo_host: PhotoHost,
     stalled_gets: Behaviour,
     successor_gets: Behaviour,
-    successor_outcome: str,
+    successor_outcome: Settled,
     final_status: PhotoStatus,
     final_reason: str | None,
 ) -> None:
@@ -342,7 +348,7 @@ def test_a_consumer_whose_lease_was_taken_over_changes_nothing_when_it_wakes(
     assert successor.handle(PhotoMessage(p)) == Done(successor_outcome)
     gate.opened.set()
     thread.join(10)
-    assert results == [Done("lease lost")]
+    assert results == [Done(Settled.lease_lost)]
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
     assert (outcome.status, outcome.reason, outcome.attempts) == (final_status, final_reason, 2)
     thumbs = list(settings.thumbs_dir.rglob("*.jpg"))
@@ -367,7 +373,7 @@ def test_files_of_an_attempt_that_died_before_committing_go_when_the_photo_fails
         lease_owner=uuid.uuid4(),
         lease_expires_at=LEASE_OVER,
     )
-    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("failed")
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done(Settled.failed)
     outcome = check_rows_and_files(session_factory, settings.thumbs_dir, [p])[p]
     assert (
         outcome.reason
@@ -380,7 +386,7 @@ def test_a_photo_left_processing_without_a_lease_is_taken_over(
 ) -> None:
     [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
     set_columns(session_factory, p, status=PhotoStatus.processing)
-    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done("completed")
+    assert processor(settings, session_factory).handle(PhotoMessage(p)) == Done(Settled.completed)
     check_rows_and_files(session_factory, settings.thumbs_dir, [p])
 
 

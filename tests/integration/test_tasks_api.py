@@ -283,7 +283,7 @@ def test_the_original_is_there_at_once_and_renditions_404_until_made(
         assert response.status_code == 404
         assert "not made yet" in response.get_json()["error"]
 
-    assert process_queued(settings, session_factory, broker) == [pipeline.Done("completed")]
+    assert process_queued(settings, session_factory, broker) == [pipeline.Done(pipeline.Settled.completed)]
     done = client.get(f"/tasks/{task}").get_json()
     assert done == {"id": str(task), "status": "DONE", "thumbhash": done["thumbhash"]}
     assert 15 <= len(base64.b64decode(done["thumbhash"], validate=True)) <= 30

@@ -119,21 +119,21 @@ def check_rows_and_files(
                 f"photo {r.uuid} is completed with renditions {names}, wants {sorted(r.renditions)}"
             )
             for t in mine:
-                path = thumbs_dir / t.url
-                assert path.is_file(), f"photo {r.uuid}: {t.url} is recorded but missing"
+                path = thumbs_dir / t.key
+                assert path.is_file(), f"photo {r.uuid}: {t.key} is recorded but missing"
                 with Image.open(path) as im:
                     im.load()
                     assert im.size == (t.width, t.height), (
-                        f"photo {r.uuid}: {t.url} is {im.size}, recorded as {(t.width, t.height)}"
+                        f"photo {r.uuid}: {t.key} is {im.size}, recorded as {(t.width, t.height)}"
                     )
         elif r.status == PhotoStatus.failed:
             assert r.failure_reason, f"photo {r.uuid} failed without a reason"
-            assert not mine, f"photo {r.uuid} failed but has thumbnail rows {[t.url for t in mine]}"
+            assert not mine, f"photo {r.uuid} failed but has thumbnail rows {[t.key for t in mine]}"
         else:
             raise AssertionError(f"photo {r.uuid} is {r.status.value}, not terminal")
         outcomes[r.uuid] = Outcome(r.status, r.failure_reason, r.attempts)
 
-    named = {t.url for t in thumbnails} | originals | mirrored
+    named = {t.key for t in thumbnails} | originals | mirrored
     on_disk = {p.relative_to(thumbs_dir).as_posix() for p in thumbs_dir.rglob("*") if p.is_file()}
     partials = sorted(p for p in on_disk if Path(p).name.startswith(PARTIAL_PREFIX))
     assert not partials, f"half-written files left behind: {partials}"
