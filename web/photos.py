@@ -224,7 +224,7 @@ def add_urls() -> tuple[Response, int]:
               schema: InvalidURLsError
         415: UnsupportedMediaType
     """
-    body = _json_body()
+    body = bodies.json_body()
     if not isinstance(body, dict) or set(body) != {"urls"} or not isinstance(body["urls"], list):
         raise BadRequest('expected {"urls": ["http://...", ...]}')
     urls = body["urls"]
