@@ -5,6 +5,7 @@ sees the pending photos, presses the button, and watches them end completed
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -28,8 +29,9 @@ from web import auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's names first (.ci/run installs chromium and chromium-driver).
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+CHROMEDRIVER_NAMES = ("chromedriver",)
 DEADLINE = 60.0
 
 # The cards as the page shows them, read in one go: the page re-renders while
@@ -50,10 +52,19 @@ return [...document.querySelectorAll("#photos li.card")].map((card) => {
 """
 
 
+def on_path(names: tuple[str, ...]) -> str:
+    """The first of ``names`` found on PATH; the test fails naming them otherwise."""
+    for name in names:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise AssertionError(f"none of {', '.join(names)} is on PATH")
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = on_path(CHROMIUM_NAMES)
     for argument in (
         "--headless=new",
         "--no-sandbox",
@@ -68,7 +79,9 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    service = Service(
+        executable_path=on_path(CHROMEDRIVER_NAMES), log_output=str(tmp_path / "chromedriver.log")
+    )
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(DEADLINE)
     yield driver
