@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -20,25 +19,11 @@ from photos.models import PhotoStatus
 from photos.queue import Publisher, Topology
 from tests.support import images
 from tests.support.invariants import assert_settled
-from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
+from tests.support.photo_host import Gate, PhotoHost, serve_bytes
 from tests.support.services import Broker
 from tests.support.wait import wait_for
 
 JPEG = images.jpeg(640, 480)
-
-
-class Gate:
-    """Holds each request until opened, then serves ``answer``."""
-
-    def __init__(self, answer: Behaviour) -> None:
-        self.answer = answer
-        self.arrived = threading.Semaphore(0)
-        self.opened = threading.Event()
-
-    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
-        self.arrived.release()
-        self.opened.wait(30)
-        self.answer(handler)
 
 
 @pytest.fixture
@@ -94,7 +79,7 @@ def test_idle_connections_dropped_during_a_download_cost_neither_a_lease_nor_an_
     consumer's own live lease: the photo waited out the lease, was downloaded
     a second time and spent an attempt.)"""
     settings = settings.with_(lease_seconds=8.0)
-    gate = Gate(serve_bytes(JPEG))
+    gate = Gate(then=serve_bytes(JPEG))
     [photo] = pipeline.add_photos(session_factory, [photo_host.add("p.jpg", gate)])
     worker: Worker = build_worker(settings)
     thread = threading.Thread(target=worker.run, daemon=True)
@@ -105,7 +90,7 @@ def test_idle_connections_dropped_during_a_download_cost_neither_a_lease_nor_an_
             assert pipeline.queue_photos(session_factory, publisher, [photo]).queued == [photo]
         finally:
             publisher.close()
-        assert gate.arrived.acquire(timeout=15), "the consumer never downloaded the photo"
+        gate.wait_arrived(15, "the consumer never downloaded the photo")
         # Claimed (committed) and downloading: the consumer's connections are idle in its pool.
         terminate_idle_backends(killer)
         gate.opened.set()

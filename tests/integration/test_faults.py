@@ -36,7 +36,7 @@ from photos.models import Photo, PhotoStatus
 from photos.queue import Publisher, Topology
 from tests.support import images
 from tests.support.invariants import Outcome, assert_settled
-from tests.support.photo_host import Behaviour, PhotoHost, serve_bytes
+from tests.support.photo_host import Gate, PhotoHost, serve_bytes
 from tests.support.proxy import TcpProxy
 from tests.support.services import (
     Broker,
@@ -170,22 +170,6 @@ def rig(
     print(consumers.logs())  # shown by pytest when the test failed
 
 
-class Gate:
-    """Holds each request (headers not even sent) until opened; then answers
-    with the next of ``answers``. Records when each request arrives."""
-
-    def __init__(self, *answers: Behaviour) -> None:
-        self.answers = list(answers)
-        self.arrivals = 0
-        self.opened = threading.Event()
-
-    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
-        self.arrivals += 1
-        answer = self.answers.pop(0) if self.answers else serve_bytes(JPEG)
-        self.opened.wait(60)
-        answer(handler)
-
-
 class Served:
     """Serves bytes, and tells when the last of them has been handed to the socket."""
 
@@ -203,7 +187,7 @@ class Served:
 
 
 def test_consumer_killed_mid_download(rig: Rig) -> None:
-    gate = Gate(serve_bytes(JPEG), serve_bytes(JPEG))
+    gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("stalls.jpg", gate)])
     first = rig.consumers.start()
     rig.queue([p])
@@ -249,7 +233,7 @@ def test_consumer_killed_between_commit_and_ack(rig: Rig) -> None:
     is claimed, drops what the consumer sends: its ack never arrives. It is
     killed when its commit is visible; RabbitMQ delivers the message again and
     the second consumer must find the photo done and do nothing more."""
-    gate = Gate(serve_bytes(JPEG))
+    gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
     proxy = TcpProxy.in_front_of(rig.settings.amqp_uri, 5672)
     try:
@@ -278,7 +262,7 @@ def test_consumer_killed_between_commit_and_ack(rig: Rig) -> None:
 
 
 def test_sigterm_lets_the_photo_in_hand_finish(rig: Rig) -> None:
-    gate = Gate(serve_bytes(JPEG))
+    gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
     running = rig.consumers.start()
     rig.queue([p])
@@ -300,7 +284,7 @@ def test_sigterm_gives_back_a_photo_that_cannot_finish_within_the_grace(rig: Rig
     back (pending), exits without waiting for the download (whose own deadline
     is a minute away), and the next consumer takes it over at once, not after
     the lease."""
-    gate = Gate()
+    gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("hangs.jpg", gate)])
     first = rig.consumers.start(STOP_GRACE_SECONDS="1", FETCH_TOTAL_TIMEOUT="60")
     rig.queue([p])
@@ -321,7 +305,7 @@ def test_sigterm_gives_back_a_photo_that_cannot_finish_within_the_grace(rig: Rig
 
 
 def test_two_consumers_receiving_the_same_message(rig: Rig) -> None:
-    gate = Gate(serve_bytes(JPEG))
+    gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
     started = [rig.consumers.start(), rig.consumers.start()]
     publisher = Publisher(rig.settings.amqp_uri, Topology(rig.settings.queue_name))
@@ -345,7 +329,7 @@ def test_a_photo_that_kills_every_consumer_fails_by_the_attempts_bound(rig: Rig)
     hangs); a new one replaces it. The photo must end failed with a reason,
     not loop for ever."""
     rig.settings = rig.consumers.settings = rig.settings.with_(max_attempts=3)
-    [p] = rig.add([rig.host.add("deadly.jpg", Gate())])
+    [p] = rig.add([rig.host.add("deadly.jpg", Gate(then=serve_bytes(JPEG)))])
     pool = [rig.consumers.start(), rig.consumers.start()]
     rig.queue([p])
     kills = 0

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ from photos.queue import Publisher, Topology
 from photos.storage import Storage
 from tests.support import images
 from tests.support.invariants import assert_settled, check_rows_and_files
-from tests.support.photo_host import Behaviour, PhotoHost, flaky, serve_bytes, status
+from tests.support.photo_host import Behaviour, Gate, PhotoHost, flaky, serve_bytes, status
 from tests.support.services import Broker, unreachable_amqp_uri
 from tests.support.wait import wait_for
 
@@ -110,25 +109,6 @@ def photo(factory: SessionFactory, photo_uuid: uuid.UUID) -> Photo:
         found = session.get(Photo, photo_uuid)
         assert found is not None
         return found
-
-
-class Gate:
-    """A photo host behaviour that holds each request until opened, then serves
-    what the test says (per request, in order)."""
-
-    def __init__(self, *answers: Behaviour) -> None:
-        self.answers = list(answers)
-        self.arrived = threading.Semaphore(0)
-        self.opened = threading.Event()
-
-    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
-        answer = self.answers.pop(0)
-        self.arrived.release()
-        self.opened.wait(30)
-        answer(handler)
-
-    def wait_arrived(self) -> None:
-        assert self.arrived.acquire(timeout=10), "the request never came"
 
 
 # --- the normal path, retries, failures -------------------------------------------

@@ -94,6 +94,35 @@ def gated(gate: threading.Event, then: Behaviour, timeout: float = 60.0) -> Beha
     return behaviour
 
 
+class Gate:
+    """A behaviour that holds each request (not even its headers are sent)
+    until :attr:`opened` is set, then answers with the next of ``answers``, in
+    order, and with ``then`` once they have run out (no ``then``: a request
+    beyond the answers fails the handler). Counts the requests that arrived."""
+
+    def __init__(self, *answers: Behaviour, then: Behaviour | None = None, timeout: float = 60.0) -> None:
+        self.answers = list(answers)
+        self.then = then
+        self.timeout = timeout
+        self.arrivals = 0
+        self.arrived = threading.Semaphore(0)
+        self.opened = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.arrivals += 1
+            answer = self.answers.pop(0) if self.answers else self.then
+        self.arrived.release()
+        self.opened.wait(self.timeout)
+        assert answer is not None, "a request beyond the answers the test gave"
+        answer(handler)
+
+    def wait_arrived(self, timeout: float = 10.0, what: str = "the request never came") -> None:
+        """Returns once one more request has arrived."""
+        assert self.arrived.acquire(timeout=timeout), what
+
+
 def flaky(failures: int, then: Behaviour, code: int = 503) -> Behaviour:
     """Answers ``code`` ``failures`` times, then behaves as ``then``."""
     count = {"n": 0}
