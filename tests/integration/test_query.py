@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pika.exceptions import ChannelClosedByBroker
+from PIL import ImageOps
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
@@ -29,7 +30,7 @@ from photos.imaging import Encoded
 from photos.models import Query
 from photos.query import Answer, kilobytes
 from photos.rpc import DIRECT_REPLY_TO, QueryClient, QueryRequest
-from tests.support import images
+from tests.support import colours, icc, images
 from tests.support.services import Broker, unreachable_amqp_uri
 from tests.support.wait import wait_for
 from tests.support.worker_threads import WorkerThreads
@@ -150,6 +151,19 @@ def test_a_png_is_mirrored_into_a_png(client: FlaskClient, answering: Worker, se
     mirrored = images.decode((settings.thumbs_dir / body["mirrored"]).read_bytes())
     assert (mirrored.format, mirrored.mode, mirrored.size) == ("PNG", "RGBA", (120, 80))
     assert images.is_red(mirrored.getpixel((120 - 3, 3)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_a_tagged_image_is_mirrored_in_its_own_colours_without_a_profile(
+    client: FlaskClient, answering: Worker, settings: Settings, fmt: str
+) -> None:
+    data = {"jpeg": colours.jpeg, "png": colours.png}[fmt](colours.scene(400, 300), icc.ADOBE_RGB)
+    status, body = post_image(client, data, f"tagged.{fmt}")
+    assert status == 200, body
+    served = client.get(body["mirrored_url"]).data
+    assert "icc_profile" not in images.decode(served).info
+    expected = ImageOps.mirror(colours.managed_reading(data))
+    assert colours.mean_difference(colours.browser_reading(served), expected) <= 3.0
 
 
 def test_every_query_gets_its_own_record_and_file(
