@@ -50,6 +50,13 @@ def webp(im: Image.Image, profile: bytes | None) -> bytes:
     return images.encode(im, "WEBP", **params)
 
 
+def tiff(im: Image.Image, profile: bytes | None) -> bytes:
+    """A TIFF; a greyscale one is written with 16 bits a pixel."""
+    if im.mode == "L":
+        im = im.convert("I").point(lambda v: v * 257).convert("I;16")
+    return images.encode(im, "TIFF", **({"icc_profile": profile} if profile is not None else {}))
+
+
 def png16(im: Image.Image, profile: bytes | None) -> bytes:
     """A 16-bit PNG (48-bit RGB or 16-bit grey) with an iCCP chunk: written by
     hand, since Pillow writes neither 48-bit PNGs nor 16-bit ones with a

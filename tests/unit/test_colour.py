@@ -65,6 +65,8 @@ CASES: dict[str, tuple[Callable[[Image.Image], Image.Image], Callable[..., bytes
     "adobe-rgb-16-bit-png": (_rgb, colours.png16, icc.ADOBE_RGB),
     "grey-profile-jpeg": (_grey, colours.jpeg, icc.GREY),
     "grey-profile-16-bit-png": (_grey, colours.png16, icc.GREY),
+    "grey-profile-16-bit-tiff": (_grey, colours.tiff, icc.GREY),
+    "adobe-rgb-tiff": (_rgb, colours.tiff, icc.ADOBE_RGB),
     "cmyk-jpeg-with-profile": (_cmyk, colours.jpeg, colours.CMYK),
     "cmyk-jpeg-without-profile": (_cmyk, colours.jpeg, None),
     "srgb-tagged-jpeg": (_rgb, colours.jpeg, colours.SRGB.tobytes()),
@@ -95,7 +97,9 @@ def test_every_rendition_shows_the_originals_colours(case: str, door: str) -> No
         "adobe-rgb-jpeg",
         "adobe-rgb-png",
         "adobe-rgb-16-bit-png",
+        "adobe-rgb-tiff",
         "grey-profile-jpeg",
+        "grey-profile-16-bit-tiff",
         "cmyk-jpeg-with-profile",
     ],
 )
