@@ -29,16 +29,16 @@ from photos.config import Settings
 from photos.db import is_dropped, is_unavailable
 from photos.messages import PhotoMessage
 from photos.metrics import Processed, ProcessingMetrics
-from photos.pipeline import Outcome, Processor, RetryLater
+from photos.pipeline import Outcome, Processor, RetryLater, Settled
 from photos.queue import DELIVERY_LIMIT, Topology, properties
 from photos.retry import Backoff
 from photos.storage import Storage
 
 log = logging.getLogger("consumer")
 
-# The Done outcomes counted in photo_processor_processed_total (the others,
-# "lease lost", "already completed", ..., settle nothing new).
-_COUNTED = frozenset(p.value for p in (Processed.completed, Processed.failed))
+# What photo_processor_processed_total counts of a Done outcome; the others
+# (lease lost, already settled, unknown photo) change no photo.
+_COUNTED = {Settled.completed: Processed.completed, Settled.failed: Processed.failed}
 
 T = TypeVar("T")
 
@@ -131,8 +131,9 @@ class Worker:
             log.info("message delayed", extra={"photo": photo, "outcome": "retry", "delay_ms": delay_ms})
             return lambda: self._republish_later(delivery, delay_ms)
         log.info("message done", extra={"photo": photo, "outcome": outcome.outcome})
-        if outcome.outcome in _COUNTED:
-            self.metrics.count(Processed(outcome.outcome))
+        counted = _COUNTED.get(outcome.outcome)
+        if counted is not None:
+            self.metrics.count(counted)
         return delivery.ack
 
     def _process(self, message: PhotoMessage) -> Outcome:
