@@ -59,6 +59,8 @@ class Delivery:
     tag: int
     body: bytes
     properties: BasicProperties
+    # RabbitMQ delivered it before, to a consumer whose channel closed without settling it.
+    redelivered: bool = False
 
     def ack(self) -> None:
         self.channel.basic_ack(self.tag)
@@ -204,7 +206,7 @@ class ConsumeLoop:
             channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
         ) -> None:
             assert method.delivery_tag is not None
-            delivery = Delivery(channel, method.delivery_tag, body, props)
+            delivery = Delivery(channel, method.delivery_tag, body, props, bool(method.redelivered))
             with self._idle:
                 self._inflight += 1
             self._lanes[subscription.lane].submit(self._work, connection, subscription.handler, delivery)

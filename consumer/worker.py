@@ -27,6 +27,7 @@ from consumer.query import reply_to_query
 from photos import db, fetch, pipeline
 from photos.config import Settings
 from photos.db import is_dropped, is_unavailable
+from photos.locks import PhotoLocks, make_lock_engine
 from photos.messages import PhotoMessage
 from photos.metrics import Processed, ProcessingMetrics
 from photos.pipeline import Outcome, Processor, RetryLater, Settled
@@ -114,7 +115,7 @@ class Worker:
                 "dropping a message that is not ours", extra={"error": str(exc), "body": delivery.body[:200]}
             )
             return delivery.ack
-        outcome = self._with_database(lambda: self._process(message))
+        outcome = self._with_database(lambda: self._process(message, delivery.redelivered))
         return self._settlement(delivery, message, outcome)
 
     def _settlement(self, delivery: Delivery, message: PhotoMessage, outcome: Outcome | None) -> Settlement:
@@ -136,10 +137,10 @@ class Worker:
             self.metrics.count(counted)
         return delivery.ack
 
-    def _process(self, message: PhotoMessage) -> Outcome:
+    def _process(self, message: PhotoMessage, redelivered: bool) -> Outcome:
         with self._leases.holding(message.photo_uuid), self.metrics.in_flight.track_inprogress():
             try:
-                return self.processor.handle(message)
+                return self.processor.handle(message, redelivered=redelivered)
             except Exception as exc:
                 if is_unavailable(exc):
                     raise
@@ -234,6 +235,10 @@ class _LeaseKeeper:
         while not self._closed.wait(self._interval):
             with self._lock:
                 photos = list(self._held)
+            try:
+                self._processor.keep_locks()
+            except Exception as exc:  # tried again on the next round
+                log.warning("could not take the photo locks again", extra={"error": repr(exc)})
             for photo in photos:
                 try:
                     _once_more_if_dropped(functools.partial(self._processor.renew_lease, photo))
@@ -286,6 +291,7 @@ def build_processor(
         factory=factory,
         storage=Storage(settings.thumbs_dir),
         fetcher=lambda url: fetch.fetch(url, policy),
+        locks=PhotoLocks(make_lock_engine(settings.pg_uri)),
         lease_seconds=settings.lease_seconds,
         max_pixels=settings.max_image_pixels,
         retry_policy=pipeline.photo_retry_policy(settings),

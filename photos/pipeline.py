@@ -4,14 +4,21 @@ Guarantees, and where they come from:
 
 - *Nothing lost.* ``queue_photos`` commits before it publishes and publishes
   with confirms; consumers ack only after the outcome is committed.
-- *Nothing duplicated.* A consumer *claims* a photo with one conditional UPDATE
-  (pending, or processing under a lease that has run out); a second delivery of
-  the same message finds the claim taken and does nothing. Thumbnail rows are
-  unique per (photo, rendition) and files are named by photo and rendition, so
-  even two consumers finishing the same photo leave one row and one file.
-- *Nothing stuck.* A claim is a lease. A consumer that dies leaves a lease that
-  expires; the redelivered message waits on the delay queue until it has, then
-  takes the photo over. Attempts are counted and bounded.
+- *Nothing duplicated.* A consumer works on a photo only while it holds the
+  photo's advisory lock (photos/locks.py) and has *claimed* it with one
+  conditional UPDATE; a second delivery of the same message finds the lock or
+  the claim taken and does nothing. Outcomes are written only under the
+  claim's lease token, so a consumer whose photo was taken over writes nothing.
+  Thumbnail rows are unique per (photo, rendition) and files are named by photo
+  and rendition, so even two consumers finishing the same photo leave one row
+  and one file.
+- *Nothing stuck, for seconds only.* A consumer that dies drops its lock with
+  its connection, and RabbitMQ redelivers its message at once: the next
+  consumer finds the lock free and takes the photo over. A consumer that is
+  merely slow keeps its lock, and one that lost only its database connection
+  keeps its message (RabbitMQ redelivers nothing) and its lease, renewed while
+  it works; it takes its lock again. A photo whose lease ran out (its consumer
+  hangs) is taken over as before. Attempts are counted and bounded.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from photos import renditions, statements
 from photos.config import Settings
 from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
+from photos.locks import PhotoLocks
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.metrics import ProcessingMetrics, Stage
 from photos.models import Photo, PhotoStatus
@@ -238,6 +246,7 @@ class Claim:
     original_path: str | None
     renditions: list[str]
     attempts: int
+    locked: bool = False  # this claim holds the photo's advisory lock
 
 
 Fetcher = Callable[[str], bytes]
@@ -254,17 +263,27 @@ class Processor:
     factory: SessionFactory
     storage: Storage
     fetcher: Fetcher
+    locks: PhotoLocks
     lease_seconds: float
     max_pixels: int
     retry_policy: RetryPolicy  # its attempts bound the claims of a photo, its delays the retries
     owner: uuid.UUID = field(default_factory=uuid.uuid4)
     metrics: ProcessingMetrics = field(default_factory=ProcessingMetrics)
 
-    def handle(self, message: PhotoMessage) -> Outcome:
+    def handle(self, message: PhotoMessage, *, redelivered: bool = False) -> Outcome:
+        """``redelivered``: RabbitMQ delivered this message before, to a
+        consumer whose channel closed without settling it."""
         photo_uuid = message.photo_uuid
-        claim = self.claim(photo_uuid)
+        claim = self.claim(photo_uuid, redelivered=redelivered)
         if not isinstance(claim, Claim):
             return claim
+        try:
+            return self._process(photo_uuid, claim)
+        finally:
+            if claim.locked:
+                self.locks.release(photo_uuid)  # after the outcome is committed
+
+    def _process(self, photo_uuid: uuid.UUID, claim: Claim) -> Outcome:
         try:
             recipes = [renditions.by_name(name) for name in claim.renditions]
         except KeyError as exc:
@@ -311,11 +330,36 @@ class Processor:
             for staged in files:
                 staged.discard()  # nothing left to do for those published
 
-    def claim(self, photo_uuid: uuid.UUID) -> Claim | Outcome:
+    def claim(self, photo_uuid: uuid.UUID, *, redelivered: bool = False) -> Claim | Outcome:
+        """The photo's lock, then its row: a Claim (its lock held, if it could
+        be taken, until the caller has committed the outcome), or what to do
+        with the message instead. A claim without the lock is one of a
+        pending photo or of a lapsed lease, which the conditional UPDATE
+        alone decides."""
+        locked = self.locks.acquire(photo_uuid, wait=redelivered)
+        try:
+            claimed = self._claim_row(photo_uuid, locked=locked, takeover=locked and redelivered)
+        except BaseException:
+            if locked:
+                self.locks.release(photo_uuid)
+            raise
+        if isinstance(claimed, Claim):
+            return claimed
+        if locked:
+            self.locks.release(photo_uuid)
+        return self._not_claimed(photo_uuid) if claimed is None else claimed
+
+    def _claim_row(self, photo_uuid: uuid.UUID, *, locked: bool, takeover: bool) -> Claim | Outcome | None:
         with transaction(self.factory) as connection:
             row = connection.execute(
                 statements.CLAIM,
-                {"photo": photo_uuid, "owner": self.owner, "lease_seconds": self.lease_seconds},
+                {
+                    "photo": photo_uuid,
+                    "owner": self.owner,
+                    "lease_seconds": self.lease_seconds,
+                    "locked": locked,
+                    "takeover": takeover,
+                },
             ).first()
             if row is not None:
                 if row.attempts > self.retry_policy.max_attempts:
@@ -328,7 +372,11 @@ class Processor:
                     log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed"})
                     return Done(Settled.failed)
                 log.info("photo claimed", extra={"photo": str(photo_uuid), "attempt": row.attempts})
-                return Claim(row.url, row.original_path, list(row.renditions), row.attempts)
+                return Claim(row.url, row.original_path, list(row.renditions), row.attempts, locked)
+        return None
+
+    def _not_claimed(self, photo_uuid: uuid.UUID) -> Outcome:
+        with transaction(self.factory) as connection:
             current = connection.execute(statements.STATE, {"photo": photo_uuid}).first()
         if current is None:
             log.warning("message for an unknown photo", extra={"photo": str(photo_uuid)})
@@ -352,8 +400,14 @@ class Processor:
             raise PermanentError("the uploaded original is missing from storage") from None
 
     def close(self) -> None:
-        """Close the database connections pooled for this processor."""
+        """Close the database connections pooled for this processor, and with
+        them let go of every lock."""
         self.factory.dispose()
+        self.locks.close()
+
+    def keep_locks(self) -> None:
+        """Take the locks again if their connection dropped (photos.locks)."""
+        self.locks.refresh()
 
     def renew_lease(self, photo_uuid: uuid.UUID) -> bool:
         with transaction(self.factory) as connection:

@@ -17,6 +17,7 @@ import uuid
 from typing import cast
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     Integer,
@@ -127,8 +128,13 @@ _HELD = (
     (_columns.uuid == _PHOTO) & (_columns.lease_owner == _OWNER) & (_columns.status == PhotoStatus.processing)
 )
 
-# Params ``photo``, ``owner``, ``lease_seconds``: the photo taken if pending, or
-# processing under a lease that has run out (its consumer died).
+# Params ``photo``, ``owner``, ``lease_seconds``, ``locked``, ``takeover``: the
+# photo taken if pending, or processing under a lease that has run out (its
+# holder died or hangs); and, by a consumer that holds the photo's advisory
+# lock (``locked``, photos/locks.py), also under its own lease (it lost the
+# database and comes back) or whatever the lease when ``takeover`` (the
+# message was redelivered, so the holder's broker channel closed, and the
+# holder's lock is free, so its database session ended too: it is gone).
 CLAIM = (
     update(_photos)
     .where(
@@ -136,7 +142,12 @@ CLAIM = (
         (_columns.status == PhotoStatus.pending)
         | (
             (_columns.status == PhotoStatus.processing)
-            & (_columns.lease_expires_at.is_(None) | (_columns.lease_expires_at < func.now()))
+            & (
+                _columns.lease_expires_at.is_(None)
+                | (_columns.lease_expires_at < func.now())
+                | ((_columns.lease_owner == _OWNER) & bindparam("locked", type_=Boolean))
+                | bindparam("takeover", type_=Boolean)
+            )
         ),
     )
     .values(

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,82 @@ def test_consumer_killed_mid_download(rig: Rig) -> None:
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
     assert gate.arrivals == 2
     assert not events(first, "message done")
+
+
+# The takeover's bound: a photo whose consumer was killed is completed by
+# another consumer within this many seconds (issue 13), whatever the lease.
+TAKEOVER_WITHIN = 10.0
+
+
+def test_a_killed_consumers_photo_is_completed_by_another_within_seconds_in_every_round(rig: Rig) -> None:
+    """Three rounds: a consumer downloading a photo (the host holds the answer)
+    is SIGKILLed while another runs beside it; the other completes the photo
+    at once, not after the 60 s lease: its redelivered message finds the
+    photo's lock dropped with the dead consumer's connection."""
+    beside = rig.consumers.start(LEASE_SECONDS="60")
+    took: list[float] = []
+    photos: list[uuid.UUID] = []
+    for round_ in range(3):
+        gate = Gate(serve_bytes(JPEG), serve_bytes(JPEG))
+        [p] = rig.add([rig.host.add(f"stalls-{round_}.jpg", gate)])
+        photos.append(p)
+        doomed = rig.consumers.start(LEASE_SECONDS="60")
+        rig.queue([p])
+        wait_for(partial(lambda g: g.arrivals == 1, gate), what="a consumer to start the download")
+        if events(beside, "photo claimed", p):
+            # The one beside took it: it becomes the doomed one this round.
+            doomed, beside = beside, doomed
+        killed = time.monotonic()
+        doomed.kill()
+        gate.opened.set()
+        wait_for(
+            partial(lambda photo: rig.status_of(photo) == PhotoStatus.completed, p),
+            timeout=60,
+            interval=0.05,
+            what="the takeover",
+        )
+        took.append(time.monotonic() - killed)
+        assert [e["outcome"] for e in events(beside, "message done", p)] == ["completed"]
+        assert not events(beside, "message delayed", p)
+    print(f"killed consumer's photo completed by another after {', '.join(f'{t:.2f}' for t in took)} s")
+    assert max(took) <= TAKEOVER_WITHIN, took
+    outcomes = rig.settle(photos, consumers=[beside])
+    assert {(o.status, o.attempts) for o in outcomes.values()} == {(PhotoStatus.completed, 2)}
+
+
+def test_a_consumer_that_lost_its_database_connections_keeps_its_photo(rig: Rig, engine: Engine) -> None:
+    """While a consumer downloads a photo, every database backend of it is
+    terminated (its lock dropped with them), and a second copy of the message
+    reaches another consumer: that one finds the lease alive and the message
+    not redelivered, so it starts nothing; the first takes its lock again and
+    completes the photo, downloaded once."""
+    gate = Gate(serve_bytes(JPEG))
+    [p] = rig.add([rig.host.add("p.jpg", gate)])
+    first = rig.consumers.start(LEASE_SECONDS="30")
+    rig.queue([p])
+    wait_for(lambda: gate.arrivals == 1, what="the download to start")
+    with engine.connect() as connection:
+        terminated = connection.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert terminated >= 1
+    second = rig.consumers.start(LEASE_SECONDS="30")
+    publisher = Publisher(rig.settings.amqp_uri, Topology(rig.settings.queue_name))
+    try:
+        publisher.publish([PhotoMessage(p)])
+    finally:
+        publisher.close()
+    wait_for(lambda: events(second, "message delayed", p), what="the second copy to be put off")
+    assert not events(second, "photo claimed", p)
+    gate.opened.set()
+    outcome = rig.settle([p], consumers=[first, second])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
+    assert gate.arrivals == 1
+    assert [e["outcome"] for e in events(first, "message done", p)] == ["completed"]
 
 
 def huge_png() -> bytes:

@@ -14,6 +14,7 @@ from photos import pipeline
 from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.errors import PermanentError
+from photos.locks import PhotoLocks, make_lock_engine
 from photos.messages import PhotoMessage
 from photos.models import Photo
 from photos.storage import Storage
@@ -56,6 +57,7 @@ def processor(settings: Settings, factory: SessionFactory) -> pipeline.Processor
         factory=factory,
         storage=Storage(settings.thumbs_dir),
         fetcher=_no_download,
+        locks=PhotoLocks(make_lock_engine(settings.pg_uri)),
         lease_seconds=settings.lease_seconds,
         max_pixels=settings.max_image_pixels,
         retry_policy=pipeline.photo_retry_policy(settings),
