@@ -90,7 +90,7 @@ class PhotoLocks:
             if photo in self._held:
                 return False
             try:
-                got = self._take(photo, wait)
+                got = self._take_reconnecting(photo, wait)
             except DBAPIError as exc:
                 if _lock_timeout(exc):
                     return False
@@ -143,6 +143,17 @@ class PhotoLocks:
             self._held.clear()
             self._drop()
         self._engine.dispose()
+
+    def _take_reconnecting(self, photo: uuid.UUID, wait: bool) -> bool:
+        """_take, once more on a new connection if the kept one had dropped
+        (the locks it held went with it; refresh() takes them again)."""
+        try:
+            return self._take(photo, wait)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self._drop()
+        return self._take(photo, wait)
 
     def _take(self, photo: uuid.UUID, wait: bool) -> bool:
         if self._connection is None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     func,
     select,
     true,
@@ -154,7 +155,9 @@ CLAIM = (
         status=PhotoStatus.processing,
         lease_owner=_OWNER,
         lease_expires_at=_LEASE_END,
-        attempts=_columns.attempts + 1,
+        # Taking back one's own photo (after losing the database mid-work) is
+        # the same attempt going on, not another.
+        attempts=_columns.attempts + case((_columns.lease_owner == _OWNER, 0), else_=1),
         updated_at=func.now(),
     )
     .returning(_columns.url, _columns.original_path, _columns.renditions, _columns.attempts)
