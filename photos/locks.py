@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -94,7 +94,6 @@ class PhotoLocks:
             except DBAPIError as exc:
                 if _lock_timeout(exc):
                     return False
-                self._drop()
                 raise
             if got:
                 self._held.add(photo)
@@ -110,10 +109,9 @@ class PhotoLocks:
             if self._connection is None:
                 return
             try:
-                self._connection.execute(_UNLOCK, {"key": lock_key(photo)})
+                self._execute(_UNLOCK, photo)
             except DBAPIError as exc:
                 log.warning("lock connection lost", extra={"photo": str(photo), "error": repr(exc)})
-                self._drop()
 
     def refresh(self) -> list[uuid.UUID]:
         """Check the lock connection; if it dropped, open another and take the
@@ -128,7 +126,10 @@ class PhotoLocks:
                     return []
                 except DBAPIError:
                     self._drop()
-            lost = [photo for photo in list(self._held) if not self._take(photo, wait=False)]
+            try:
+                lost = [photo for photo in list(self._held) if not self._take(photo, wait=False)]
+            except DBAPIError:
+                return []  # the database is away: tried again on the next round
             self._held.difference_update(lost)
         for photo in lost:
             log.warning("photo taken over while our lock connection was down", extra={"photo": str(photo)})
@@ -152,16 +153,25 @@ class PhotoLocks:
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
-            self._drop()
         return self._take(photo, wait)
 
     def _take(self, photo: uuid.UUID, wait: bool) -> bool:
+        if wait:
+            self._execute(_WAIT, photo)
+            return True
+        return bool(self._execute(_TRY, photo))
+
+    def _execute(self, statement: TextClause, photo: uuid.UUID) -> object:
+        """One statement on the lock connection (opened if need be); any error
+        closes the connection, whose locks the server then drops."""
         if self._connection is None:
             self._connection = self._engine.connect()
-        if wait:
-            self._connection.execute(_WAIT, {"key": lock_key(photo)})
-            return True
-        return bool(self._connection.execute(_TRY, {"key": lock_key(photo)}).scalar())
+        try:
+            return self._connection.execute(statement, {"key": lock_key(photo)}).scalar()
+        except DBAPIError as exc:
+            if not _lock_timeout(exc):
+                self._drop()
+            raise
 
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
