@@ -25,10 +25,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import LargeBinary, Select, and_, bindparam, exists, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from photos.db import SessionFactory, unit_of_work
+from photos.db import SessionFactory, transaction, unit_of_work
 from photos.models import ApiKey
 
 # 32 random bytes (256 bits), URL-safe base64, after a prefix that tells what it is.
@@ -138,23 +138,41 @@ def keys_in_force(factory: SessionFactory) -> bool:
         return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
 
 
+def _verdict_statement() -> Select[bool, int, str, bytes, datetime | None]:
+    """Whether any key is in force, and the unrevoked key whose hash is
+    ``:hashed`` if there is one: one round trip for every request."""
+    one = select(literal(1).label("one")).subquery()
+    return (
+        select(
+            exists().where(ApiKey.revoked_at.is_(None)).label("in_force"),
+            ApiKey.id,
+            ApiKey.name,
+            ApiKey.key_sha256,
+            ApiKey.last_used_at,
+        )
+        .select_from(one)
+        .outerjoin(
+            ApiKey,
+            and_(ApiKey.key_sha256 == bindparam("hashed", type_=LargeBinary), ApiKey.revoked_at.is_(None)),
+        )
+    )
+
+
+_VERDICT = _verdict_statement()
+
+
 def authenticate(factory: SessionFactory, presented: str | None) -> Access:
     """Whether a request that presented ``presented`` (or no key) may go on.
-    One transaction; writes ``last_used_at`` at most once a minute per key."""
-    with unit_of_work(factory) as session:
-        in_force = session.scalar(select(exists().where(ApiKey.revoked_at.is_(None))))
-        if not in_force:
+    One statement (and, at most once a minute per key, the ``last_used_at`` write)."""
+    hashed = digest(presented) if presented else None
+    with transaction(factory) as connection:
+        row = connection.execute(_VERDICT, {"hashed": hashed}).one()
+        if not row.in_force:
             return Access(Verdict.open)
-        if not presented:
+        if hashed is None:
             return Access(Verdict.missing)
-        hashed = digest(presented)
-        row = session.execute(
-            select(ApiKey.id, ApiKey.name, ApiKey.key_sha256, ApiKey.last_used_at).where(
-                ApiKey.key_sha256 == hashed, ApiKey.revoked_at.is_(None)
-            )
-        ).first()
-        if row is None or not hmac.compare_digest(row.key_sha256, hashed):
+        if row.key_sha256 is None or not hmac.compare_digest(row.key_sha256, hashed):
             return Access(Verdict.invalid)
         if row.last_used_at is None or row.last_used_at < datetime.now(UTC) - LAST_USED_PRECISION:
-            session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now()))
+            connection.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now()))
         return Access(Verdict.allowed, row.name)

@@ -235,6 +235,8 @@ def test_an_operator_sees_the_backlog_retries_failures_and_adds_photos_from_the_
         "anyone who can reach this page can use the service"
         in browser.find_element(By.ID, "open-banner").text
     )
+    docs_link = browser.find_element(By.LINK_TEXT, "API documentation").get_attribute("href")
+    assert docs_link == running_service.url("/docs")
     not_found = "the photo host answered HTTP 404"
     shown = wait_until(
         browser,
