@@ -7,20 +7,17 @@ marked :func:`public` need no key: the health checks, and what the page needs
 before it has one (its HTML, which holds no data, its script and style, and
 ``/session`` itself). With no key in force the service is open and says so.
 
-``flask --app web keys create|list|revoke`` manages the keys.
+``flask --app web keys create|list|revoke`` (:mod:`web.cli`) manages the keys.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import click
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request
-from flask.cli import AppGroup
 from werkzeug import Response as WerkzeugResponse
 from werkzeug.exceptions import BadRequest, Forbidden, UnsupportedMediaType
 
@@ -185,51 +182,6 @@ def _same_origin() -> None:
         raise Forbidden("the request came from another site")
 
 
-keys_cli = AppGroup("keys", help="API keys: while one is in force, every request needs a key.")
-
-
-@keys_cli.command("create")
-@click.argument("name")
-def create_command(name: str) -> None:
-    """Create a key named NAME and print it (once: only its hash is kept)."""
-    try:
-        key = keys.create_key(resources.get().session_factory, name)
-    except keys.KeyCommandError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(key)
-    click.echo(f"Key {name.strip()!r} created. It is shown this once: keep it now.", err=True)
-
-
-@keys_cli.command("list")
-def list_command() -> None:
-    """List the keys: name, when created, last used, revoked."""
-    rows = keys.list_keys(resources.get().session_factory)
-    if not rows:
-        click.echo("No keys: the service is open to anyone who can reach it.", err=True)
-        return
-    header = ("NAME", "CREATED", "LAST USED", "REVOKED")
-    table = [(k.name, _when(k.created_at), _when(k.last_used_at), _when(k.revoked_at)) for k in rows]
-    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header))]
-    for row in (header, *table):
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-@keys_cli.command("revoke")
-@click.argument("name")
-def revoke_command(name: str) -> None:
-    """Revoke the key named NAME; it stops working at the next request."""
-    try:
-        info = keys.revoke_key(resources.get().session_factory, name)
-    except keys.KeyCommandError as exc:
-        raise click.ClickException(str(exc)) from None
-    assert info.revoked_at is not None
-    click.echo(f"Key {info.name!r} revoked at {_when(info.revoked_at)}.")
-
-
-def _when(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value is not None else "-"
-
-
 def warn_if_open(app: Flask) -> None:
     """Logs, as the service starts, when no key is in force."""
     with app.app_context():
@@ -248,4 +200,3 @@ def warn_if_open(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     app.before_request(_require_key)
     app.register_blueprint(bp)
-    app.cli.add_command(keys_cli)

@@ -1,5 +1,6 @@
-"""Operator commands beside the API keys (``flask --app web ...``):
+"""Operator commands (``flask --app web ...``):
 
+- ``keys create NAME|list|revoke NAME``: the API keys;
 - ``photos add URL...``: one UUID per line;
 - ``photos queue [--status pending|failed] [--reason TEXT]``: queue them;
 - ``stats``: counts by status, the queues and their consumers;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 import click
@@ -20,7 +22,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from photos import operations, pipeline
+from photos import keys, operations, pipeline
 from photos.db import is_unavailable
 from photos.dead_letters import DeadLetters
 from photos.messages import BrokerUnavailable
@@ -160,7 +162,53 @@ def purge_dead_command(queue: str, yes: bool) -> None:
     click.echo(f"purged {purged} from {dead.topology.dead_queue}")
 
 
+keys_cli = AppGroup("keys", help="API keys: while one is in force, every request needs a key.")
+
+
+@keys_cli.command("create")
+@click.argument("name")
+def create_command(name: str) -> None:
+    """Create a key named NAME and print it (once: only its hash is kept)."""
+    try:
+        key = _backends(lambda: keys.create_key(resources.get().session_factory, name))
+    except keys.KeyCommandError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+    click.echo(f"Key {name.strip()!r} created. It is shown this once: keep it now.", err=True)
+
+
+@keys_cli.command("list")
+def list_command() -> None:
+    """List the keys: name, when created, last used, revoked."""
+    rows = _backends(lambda: keys.list_keys(resources.get().session_factory))
+    if not rows:
+        click.echo("No keys: the service is open to anyone who can reach it.", err=True)
+        return
+    header = ("NAME", "CREATED", "LAST USED", "REVOKED")
+    table = [(k.name, _when(k.created_at), _when(k.last_used_at), _when(k.revoked_at)) for k in rows]
+    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header))]
+    for row in (header, *table):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@keys_cli.command("revoke")
+@click.argument("name")
+def revoke_command(name: str) -> None:
+    """Revoke the key named NAME; it stops working at the next request."""
+    try:
+        info = _backends(lambda: keys.revoke_key(resources.get().session_factory, name))
+    except keys.KeyCommandError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert info.revoked_at is not None
+    click.echo(f"Key {info.name!r} revoked at {_when(info.revoked_at)}.")
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(keys_cli)
     app.cli.add_command(photos_cli)
     app.cli.add_command(dead_letters_cli)
     app.cli.command("stats")(stats_command)

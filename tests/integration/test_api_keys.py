@@ -22,8 +22,8 @@ from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.models import ApiKey
 from tests.support import images
-from tests.support.services import ROOT, service_env
-from web import auth
+from tests.support.services import ROOT, closed_port, service_env
+from web import auth, create_app
 
 KEY_SHAPE = re.compile(r"^pp_[A-Za-z0-9_-]{43}$")
 
@@ -115,6 +115,18 @@ def test_revoking_twice_keeps_the_first_date(app: Flask, session_factory: Sessio
     assert again.exit_code == 0
     assert stored(session_factory, "ci").revoked_at == first
     assert first is not None and first.isoformat(timespec="seconds") in again.output
+
+
+@pytest.mark.parametrize("args", [["create", "ci"], ["list"], ["revoke", "ci"]])
+def test_a_database_that_does_not_answer_is_a_message_and_exit_1(settings: Settings, args: list[str]) -> None:
+    app = create_app(settings.with_(pg_uri=f"postgresql://postgres@127.0.0.1:{closed_port()}/photos"))
+    try:
+        result = run_keys(app, *args)
+    finally:
+        app.extensions["photos"].close()
+    assert result.exit_code == 1
+    assert "Error: the database does not answer" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_the_real_flask_command_creates_and_revokes(
