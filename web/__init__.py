@@ -63,10 +63,12 @@ def _register_errors(app: Flask) -> None:
         return jsonify(error=exc.reason), 413 if isinstance(exc, ImageTooLarge) else 415
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
+    def http_error(exc: HTTPException) -> tuple[Response, int, list[tuple[str, str]]]:
         code = exc.code or 500
         details = getattr(exc, "details", {})
-        return jsonify(error=exc.description or exc.name, **details), code
+        # The exception's own headers (a 405's Allow) stay; its HTML content type does not.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return jsonify(error=exc.description or exc.name, **details), code, headers
 
     @app.errorhandler(BrokerUnavailable)
     def broker_down(exc: BrokerUnavailable) -> tuple[Response, int]:

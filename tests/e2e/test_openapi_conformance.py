@@ -1,8 +1,9 @@
 """schemathesis against the running service (gunicorn and a consumer, on real
 Postgres and RabbitMQ): for every operation of GET /openapi.json it generates
 requests, valid and invalid, from the document, and checks that none gets a
-5xx and that every answer (status, content type, headers, body) is one the
-document describes. Open, and with a key in force."""
+5xx, that every answer (status, content type, headers, body) is one the
+document describes, and that a method a route does not take gets a 405 with
+Allow. Open, and with a key in force."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_headers_conformance",
         "response_schema_conformance",
+        # A method a route does not take: 405 with Allow.
+        "unsupported_method",
+        "missing_required_header",
     )
 )
 

@@ -38,3 +38,17 @@ def test_an_unexpected_error_is_a_json_500(client_on_broken_disk: FlaskClient) -
     assert response.is_json
     assert response.get_json() == {"error": "internal error"}
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("TRACE", "/healthz", {"GET", "HEAD", "OPTIONS"}), ("PUT", "/photos/process", {"POST", "OPTIONS"})],
+)
+def test_a_method_a_route_does_not_take_is_a_json_405_naming_those_it_does(
+    client: FlaskClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == 405
+    assert response.is_json
+    assert response.get_json() == {"error": "The method is not allowed for the requested URL."}
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == allowed
