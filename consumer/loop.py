@@ -28,7 +28,6 @@ its handlers (:class:`Subscription`). What it guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -44,6 +43,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError
 from pika.spec import Basic, BasicProperties
 
+from photos.queue import close_quietly
 from photos.retry import Backoff
 
 # Seconds of broker I/O between two looks at the stop flag.
@@ -193,9 +193,7 @@ class ConsumeLoop:
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
+        close_quietly(connection)
 
     # --- messages --------------------------------------------------------------
 

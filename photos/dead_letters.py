@@ -21,7 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
 from photos.messages import BrokerUnavailable
-from photos.queue import UpscaleTopology
+from photos.queue import UpscaleTopology, close_quietly
 
 # Headers RabbitMQ keeps about dead-lettering; a replayed message starts afresh.
 _BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
@@ -138,6 +138,4 @@ class DeadLetters:
         except AMQPError as exc:
             raise BrokerUnavailable(f"RabbitMQ failed: {type(exc).__name__}: {exc}") from None
         finally:
-            if connection.is_open:
-                with contextlib.suppress(AMQPError):
-                    connection.close()
+            close_quietly(connection)

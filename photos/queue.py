@@ -44,6 +44,13 @@ DELIVERY_LIMIT = 5
 CONTENT_TYPE = "application/json"
 
 
+def close_quietly(connection: pika.BlockingConnection | None) -> None:
+    """Close ``connection`` if it is open; a broker that has already gone is no error."""
+    if connection is not None and connection.is_open:
+        with contextlib.suppress(AMQPError):
+            connection.close()
+
+
 def _dead_lettering_quorum(exchange: str, routing_key: str) -> dict[str, Any]:
     """Arguments of a quorum queue that dead-letters to ``exchange`` with
     ``routing_key``, never dropping a message on the way, and refuses
@@ -137,8 +144,7 @@ def ping(amqp_uri: str, timeout: float = 5.0) -> None:
         connection = pika.BlockingConnection(params)
     except AMQPError as exc:
         raise BrokerUnavailable(f"RabbitMQ does not answer: {_amqp_error(exc)}") from None
-    with contextlib.suppress(AMQPError):
-        connection.close()
+    close_quietly(connection)
 
 
 @dataclass(frozen=True)
@@ -205,9 +211,7 @@ class QueueInspector:
 
     def _close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
+        close_quietly(connection)
 
     def close(self) -> None:
         with self._lock:

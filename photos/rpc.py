@@ -18,7 +18,6 @@ Reply, published by a consumer to the request's ``reply_to``, same
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -32,7 +31,7 @@ from pika.spec import Basic, BasicProperties
 from photos.imaging import Encoded, ImageError, ImageTooLarge, NotAnImage
 from photos.messages import BrokerUnavailable
 from photos.query import Answer, ConsumerError, Refusal
-from photos.queue import Topology
+from photos.queue import Topology, close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +222,4 @@ class QueryClient:
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
+        close_quietly(connection)
