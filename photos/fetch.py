@@ -124,23 +124,11 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
     """The body, or the URL to go to next when the answer is a redirect."""
     scheme, host, port, address = check_url(url, policy)
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    default_port = 443 if scheme == "https" else 80
-    bracketed = f"[{host}]" if ":" in host else host
-    host_header = bracketed if port == default_port else f"{bracketed}:{port}"
     too_long = TransientError(f"download took longer than {policy.total_timeout:g}s")
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise too_long
-    try:
-        # The connection goes to the address that was checked, never to a
-        # second answer for the name.
-        sock = socket.create_connection((str(address), port), timeout=min(policy.connect_timeout, remaining))
-    except TimeoutError:
-        raise TransientError(f"could not connect to {host}: timed out") from None
-    except OSError as exc:
-        raise TransientError(f"could not connect to {host}: {exc.strerror or exc}") from None
+    sock = _connect(host, address, port, min(policy.connect_timeout, remaining))
     # Socket timeouts bound each read, not their sum: a host sending its status
     # line or headers a byte at a time would never time out. The cutoff shuts
     # the socket down when the deadline passes, whatever is being read.
@@ -149,24 +137,8 @@ def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
         sock.settimeout(max(0.001, deadline - time.monotonic()))
         if scheme == "https":
             sock = _tls_context().wrap_socket(sock, server_hostname=host)
-        connection = http.client.HTTPConnection(host, port)
-        connection.sock = sock
-        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-        for name, value in (("Host", host_header), ("User-Agent", USER_AGENT), ("Accept", "image/*")):
-            connection.putheader(name, value)
-        connection.putheader("Connection", "close")
-        connection.endheaders()
-        response = connection.getresponse()
-        if response.status in (301, 302, 303, 307, 308):
-            location = response.getheader("Location")
-            if not location:
-                raise PermanentError(f"HTTP {response.status} without a Location")
-            return urljoin(url, location)
-        if response.status == 429 or response.status >= 500:
-            raise TransientError(f"the photo host answered HTTP {response.status}")
-        if response.status != 200:
-            raise PermanentError(f"the photo host answered HTTP {response.status}")
-        return _read_capped(response, policy, deadline, cutoff)
+        response = _get(sock, url, host, port, default_port=443 if scheme == "https" else 80)
+        return _body_or_next(url, response, policy, deadline, cutoff)
     except ssl.SSLCertVerificationError as exc:
         raise PermanentError(f"TLS error talking to {host}: {exc.verify_message or exc}") from None
     except (OSError, http.client.HTTPException) as exc:
@@ -176,6 +148,50 @@ def _fetch_once(url: str, policy: FetchPolicy, deadline: float) -> bytes | str:
     finally:
         cutoff.cancel()
         sock.close()
+
+
+def _connect(host: str, address: IPAddress, port: int, timeout: float) -> socket.socket:
+    """A connection to the address that was checked, never to a second answer for the name."""
+    try:
+        return socket.create_connection((str(address), port), timeout=timeout)
+    except TimeoutError:
+        raise TransientError(f"could not connect to {host}: timed out") from None
+    except OSError as exc:
+        raise TransientError(f"could not connect to {host}: {exc.strerror or exc}") from None
+
+
+def _get(
+    sock: socket.socket, url: str, host: str, port: int, *, default_port: int
+) -> http.client.HTTPResponse:
+    """Sends the GET of ``url`` on ``sock``; the response, headers read."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    bracketed = f"[{host}]" if ":" in host else host
+    host_header = bracketed if port == default_port else f"{bracketed}:{port}"
+    connection = http.client.HTTPConnection(host, port)
+    connection.sock = sock
+    connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+    for name, value in (("Host", host_header), ("User-Agent", USER_AGENT), ("Accept", "image/*")):
+        connection.putheader(name, value)
+    connection.putheader("Connection", "close")
+    connection.endheaders()
+    return connection.getresponse()
+
+
+def _body_or_next(
+    url: str, response: http.client.HTTPResponse, policy: FetchPolicy, deadline: float, cutoff: _Cutoff
+) -> bytes | str:
+    """The body of a 200, the URL a redirect names, or the error the status means."""
+    if response.status in (301, 302, 303, 307, 308):
+        location = response.getheader("Location")
+        if not location:
+            raise PermanentError(f"HTTP {response.status} without a Location")
+        return urljoin(url, location)
+    if response.status == 429 or response.status >= 500:
+        raise TransientError(f"the photo host answered HTTP {response.status}")
+    if response.status != 200:
+        raise PermanentError(f"the photo host answered HTTP {response.status}")
+    return _read_capped(response, policy, deadline, cutoff)
 
 
 def _read_capped(

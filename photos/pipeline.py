@@ -38,6 +38,7 @@ from photos import renditions, statements
 from photos.config import Settings
 from photos.db import SessionFactory, transaction, unit_of_work
 from photos.errors import PermanentError, TransientError
+from photos.imaging import Encoded
 from photos.locks import PhotoLocks
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.metrics import ProcessingMetrics, Stage
@@ -284,6 +285,20 @@ class Processor:
                 self.locks.release(photo_uuid)  # after the outcome is committed
 
     def _process(self, photo_uuid: uuid.UUID, claim: Claim) -> Outcome:
+        made = self._make(photo_uuid, claim)
+        if not isinstance(made, list):
+            return made
+        for recipe, image in made:
+            if image.warning is not None:
+                log.warning(
+                    "rendition made with a caveat",
+                    extra={"photo": str(photo_uuid), "rendition": recipe.name, "reason": image.warning},
+                )
+        return self._store(photo_uuid, made)
+
+    def _make(self, photo_uuid: uuid.UUID, claim: Claim) -> list[tuple[renditions.Recipe, Encoded]] | Outcome:
+        """The renditions of a claimed photo, in memory; or, when they cannot
+        be made, the photo failed or its retry scheduled."""
         try:
             recipes = [renditions.by_name(name) for name in claim.renditions]
         except KeyError as exc:
@@ -294,19 +309,17 @@ class Processor:
             with self.metrics.stage(Stage.render):
                 # One recipe's pixels also make the photo's ThumbHash, while in memory.
                 source = renditions.placeholder_source(recipes)
-                made = [(recipe, recipe.make(data, self.max_pixels, recipe is source)) for recipe in recipes]
+                return [(recipe, recipe.make(data, self.max_pixels, recipe is source)) for recipe in recipes]
         except PermanentError as exc:
             return self.fail(photo_uuid, exc.reason)
         except TransientError as exc:
             if claim.attempts >= self.retry_policy.max_attempts:
                 return self.fail(photo_uuid, f"gave up after {claim.attempts} attempts: {exc.reason}")
             return self.retry(photo_uuid, claim.attempts, exc.reason)
-        for recipe, image in made:
-            if image.warning is not None:
-                log.warning(
-                    "rendition made with a caveat",
-                    extra={"photo": str(photo_uuid), "rendition": recipe.name, "reason": image.warning},
-                )
+
+    def _store(self, photo_uuid: uuid.UUID, made: list[tuple[renditions.Recipe, Encoded]]) -> Outcome:
+        """Stage the files, then complete the photo with their rows (which
+        publishes the files); staged files left unpublished are discarded."""
         rows: list[dict[str, object]] = []
         files: list[Staged] = []
         try:

@@ -162,6 +162,26 @@ def register_upload(
     """
     wanted = check_renditions(renditions_wanted)
     probe = check_image(check_size(data, limits), limits, square_only=square_only)
+    photo = _keep_original(factory, storage, data, probe, wanted, queued=process)
+    log.info(
+        "photo uploaded",
+        extra={"photo": str(photo.uuid), "bytes": len(data), "format": probe.format, "renditions": wanted},
+    )
+    if process:
+        _queue_upload(factory, storage, publisher, photo.uuid)
+    return photo
+
+
+def _keep_original(
+    factory: SessionFactory,
+    storage: Storage,
+    data: bytes,
+    probe: imaging.Probe,
+    wanted: Sequence[str],
+    *,
+    queued: bool,
+) -> Photo:
+    """The file staged, the row committed, the file published (see the module docstring)."""
     photo_uuid = uuid.uuid4()
     extension, _ = imaging.ACCEPTED_FORMATS[probe.format]
     path = storage.rendition_path(photo_uuid, ORIGINAL, extension)
@@ -176,7 +196,7 @@ def register_upload(
                     source="upload",
                     original_path=path,
                     renditions=list(wanted),
-                    queued_at=func.now() if process else None,
+                    queued_at=func.now() if queued else None,
                 )
                 .returning(Photo)
             ).one()
@@ -188,20 +208,22 @@ def register_upload(
     except BaseException:
         withdraw_upload(factory, storage, photo_uuid)
         raise
-    log.info(
-        "photo uploaded",
-        extra={"photo": str(photo_uuid), "bytes": len(data), "format": probe.format, "renditions": wanted},
-    )
-    if process:
-        try:
-            publisher.publish([PhotoMessage(photo_uuid)])
-        except BrokerUnavailable:
-            if withdraw_upload(factory, storage, photo_uuid):
-                raise
-            log.info("message unconfirmed but already claimed", extra={"photo": str(photo_uuid)})
-        else:
-            log.info("photo queued", extra={"photo": str(photo_uuid)})
     return photo
+
+
+def _queue_upload(
+    factory: SessionFactory, storage: Storage, publisher: MessagePublisher, photo_uuid: uuid.UUID
+) -> None:
+    """Publish the upload's message; withdraw the upload and raise
+    BrokerUnavailable if it is not confirmed and nobody has claimed the photo."""
+    try:
+        publisher.publish([PhotoMessage(photo_uuid)])
+    except BrokerUnavailable:
+        if withdraw_upload(factory, storage, photo_uuid):
+            raise
+        log.info("message unconfirmed but already claimed", extra={"photo": str(photo_uuid)})
+    else:
+        log.info("photo queued", extra={"photo": str(photo_uuid)})
 
 
 def withdraw_upload(factory: SessionFactory, storage: Storage, photo_uuid: uuid.UUID) -> bool:
