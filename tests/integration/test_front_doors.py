@@ -19,6 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.datastructures import FileStorage
+from werkzeug.test import TestResponse
 
 from consumer.worker import build_worker
 from photos import pipeline
@@ -129,12 +130,12 @@ def doors(web: FlaskClient, session_factory: SessionFactory, photo_host: PhotoHo
         assert response.status_code == 202, response.get_json()
         return settled(session_factory, photo_uuid)
 
+    def post_file(path: str, field: str, name: str, data: bytes) -> TestResponse:
+        file = FileStorage(stream=io.BytesIO(data), filename=name)
+        return web.post(path, data={field: file}, content_type="multipart/form-data")
+
     def by_upload(name: str, data: bytes) -> str:
-        response = web.post(
-            "/photos?process=true",
-            data={"file": FileStorage(stream=io.BytesIO(data), filename=name)},
-            content_type="multipart/form-data",
-        )
+        response = post_file("/photos?process=true", "file", name, data)
         if response.status_code != 201:
             return str(response.get_json()["error"])
         return settled(session_factory, uuid.UUID(response.get_json()["uuid"]))
@@ -146,11 +147,7 @@ def doors(web: FlaskClient, session_factory: SessionFactory, photo_host: PhotoHo
         return settled(session_factory, uuid.UUID(response.get_json()["id"]))
 
     def by_query(name: str, data: bytes) -> str:
-        response = web.post(
-            "/query",
-            data={"image": FileStorage(stream=io.BytesIO(data), filename=name)},
-            content_type="multipart/form-data",
-        )
+        response = post_file("/query", "image", name, data)
         if response.status_code != 200:
             assert response.status_code in (413, 415), response.get_json()
             return str(response.get_json()["error"])
