@@ -11,7 +11,9 @@ its handlers (:class:`Subscription`). What it guarantees:
   other). The handler returns how to settle the message; the settlement runs on
   the connection's thread (``add_callback_threadsafe``). A handler that raises
   settles its message by returning it to the queue. At most ``prefetch``
-  messages per subscription are in flight.
+  messages per subscription are in hand; a lane works on as many at a time as
+  it has threads (``lane_threads``, else ``prefetch``), the others wait in
+  hand, ready when a thread is free.
 - *A lost connection is replaced.* When RabbitMQ goes away the loop reconnects
   with :class:`~photos.retry.Backoff` until it is told to stop; the messages
   in hand return to the queue by themselves. pika reports a close it learns of
@@ -20,7 +22,8 @@ its handlers (:class:`Subscription`). What it guarantees:
   ValueError: :func:`_pump` checks the connection first, so that is a
   reconnect, not a crash.
 - *A stop drains.* SIGTERM (or :meth:`ConsumeLoop.stop`) cancels the
-  subscriptions, lets the work in hand finish for up to ``grace`` seconds,
+  subscriptions, returns the messages not started yet to the queue at once,
+  lets the work in hand finish for up to ``grace`` seconds,
   settles it and closes. Work still running then is *abandoned*: ``on_abandon``
   runs, its messages return to the queue when the connection closes, and
   ``abandoned`` tells the process not to wait for its threads.
@@ -33,7 +36,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
@@ -97,6 +100,7 @@ class ConsumeLoop:
     subscriptions: Sequence[Subscription]
     log: logging.Logger
     prefetch: int = 1
+    lane_threads: Mapping[str, int] = field(default_factory=dict)
     grace: float = 30.0
     on_abandon: Callable[[], None] = lambda: None
     finish_before_reconnecting: bool = False
@@ -112,7 +116,8 @@ class ConsumeLoop:
     def run(self) -> None:
         """Consume until stopped, reconnecting with backoff when the broker goes away."""
         for lane in dict.fromkeys(s.lane for s in self.subscriptions):
-            self._lanes[lane] = ThreadPoolExecutor(self.prefetch, thread_name_prefix=lane)
+            threads = self.lane_threads.get(lane, self.prefetch)
+            self._lanes[lane] = ThreadPoolExecutor(threads, thread_name_prefix=lane)
         backoff = Backoff()
         try:
             while not self._stop.is_set():
@@ -215,7 +220,9 @@ class ConsumeLoop:
         """On a worker thread: the handler, then its settlement handed to the connection's thread."""
         try:
             try:
-                settlement = handler(delivery)
+                # A message that waited in hand for a thread and was not
+                # started before the stop goes back for another consumer.
+                settlement = delivery.requeue if self._stop.is_set() else handler(delivery)
             except Exception:
                 self.log.exception("unexpected error handling a message; it returns to the queue")
                 settlement = delivery.requeue

@@ -67,6 +67,9 @@ class Worker:
             ],
             log=log,
             prefetch=settings.prefetch,
+            # One photo at a time (seed 002): more in parallel comes from more
+            # consumers. The others in hand wait, so the next is ready at once.
+            lane_threads={"photo": 1},
             grace=settings.stop_grace_seconds,
             on_abandon=self._give_back_held,
         )

@@ -70,7 +70,8 @@ class Settings:
     max_attempts: int = 5
     retry_base_delay: float = 1.0
     lease_seconds: float = 60.0
-    prefetch: int = 1
+    # Messages in hand per consumer: one worked on, the next ready.
+    prefetch: int = 2
     # How long a stopping consumer lets the photo in hand finish.
     stop_grace_seconds: float = 30.0
     # Web
@@ -106,7 +107,7 @@ class Settings:
             max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
             retry_base_delay=_float(env, "RETRY_BASE_DELAY", 1.0),
             lease_seconds=_float(env, "LEASE_SECONDS", 60.0),
-            prefetch=_int(env, "CONSUMER_PREFETCH", 1, minimum=1),
+            prefetch=_int(env, "CONSUMER_PREFETCH", 2, minimum=1),
             stop_grace_seconds=_float(env, "STOP_GRACE_SECONDS", 30.0),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 32 * 1024 * 1024, minimum=1),
             query_timeout=_float(env, "QUERY_TIMEOUT", 10.0),

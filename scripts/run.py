@@ -1,6 +1,8 @@
 """``make run``: the service without Docker, in the foreground.
 
-Starts gunicorn (the web app on PORT) and CONSUMERS consumers (1), prefixes
+Starts gunicorn (the web app on PORT) and CONSUMERS consumers (by default
+one per core this process may run on: a consumer handles one photo at a time,
+so that is what uses the machine; bench/end_to_end.py measures it), prefixes
 nothing and passes their logs through. With METRICS_PORT set, the consumers
 serve their metrics on consecutive ports from it (METRICS_PORT, +1, ...).
 Ctrl-C or SIGTERM stops them all, and if one exits the others are stopped
@@ -14,15 +16,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 from web.wsgi import gunicorn_command
 
 
+def consumer_count(environ: Mapping[str, str] = os.environ) -> int:
+    """CONSUMERS, or one consumer per core available to this process."""
+    configured = environ.get("CONSUMERS", "").strip()
+    return int(configured) if configured else len(os.sched_getaffinity(0))
+
+
 def main() -> int:
     port = os.environ.get("PORT", "3000")
     workers = int(os.environ.get("WEB_WORKERS", "2"))
-    consumers = int(os.environ.get("CONSUMERS", "1"))
+    consumers = consumer_count()
     metrics_port = os.environ.get("METRICS_PORT", "").strip()
     children = [subprocess.Popen(gunicorn_command(f"0.0.0.0:{port}", workers=workers))]
     for i in range(consumers):

@@ -356,6 +356,34 @@ def test_sigterm_lets_the_photo_in_hand_finish(rig: Rig) -> None:
     assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 1)
 
 
+def test_one_photo_at_a_time_and_the_next_in_hand_returns_at_a_stop(rig: Rig) -> None:
+    """With the default prefetch of 2, a consumer holds the next message while
+    it works on one photo, but does not start it; on SIGTERM the photo in hand
+    finishes and the waiting message goes back to the queue unstarted, for the
+    next consumer."""
+    gate = Gate(serve_bytes(JPEG))
+    first_photo, next_photo = rig.add(
+        [rig.host.add("first.jpg", gate), rig.host.add("next.jpg", serve_bytes(JPEG))]
+    )
+    running = rig.consumers.start()
+    assert rig.settings.prefetch == 2
+    rig.queue([first_photo, next_photo])
+    wait_for(lambda: gate.arrivals == 1, what="the first download to start")
+    wait_for(lambda: rig.broker.depth() == 0, what="the second message to be in the consumer's hand")
+    assert rig.status_of(next_photo) == PhotoStatus.pending  # in hand, not started
+    assert running.popen is not None
+    running.popen.send_signal(signal.SIGTERM)
+    wait_for(lambda: events(running, "stop requested"), what="the consumer to take the signal")
+    gate.opened.set()
+    assert running.popen.wait(30) == 0
+    assert [e["outcome"] for e in events(running, "message done", first_photo)] == ["completed"]
+    assert not events(running, "photo claimed", next_photo)
+    assert rig.broker.depth() == 1, "the unstarted message did not return to the queue"
+    second = rig.consumers.start()
+    outcomes = rig.settle([first_photo, next_photo], consumers=[second])
+    assert {(o.status, o.attempts) for o in outcomes.values()} == {(PhotoStatus.completed, 1)}
+
+
 def test_sigterm_gives_back_a_photo_that_cannot_finish_within_the_grace(rig: Rig) -> None:
     """The download hangs past STOP_GRACE_SECONDS: the consumer gives the photo
     back (pending), exits without waiting for the download (whose own deadline
