@@ -252,7 +252,9 @@ def test_a_consumer_that_lost_its_database_connections_keeps_its_photo(rig: Rig,
     completes the photo, downloaded once."""
     gate = Gate(serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
-    first = rig.consumers.start(LEASE_SECONDS="30")
+    # The download is held for as long as the test needs, well within its
+    # deadline; with one message in hand, the copy can only go to the second.
+    first = rig.consumers.start(LEASE_SECONDS="30", FETCH_TOTAL_TIMEOUT="60", CONSUMER_PREFETCH="1")
     rig.queue([p])
     wait_for(lambda: gate.arrivals == 1, what="the download to start")
     with engine.connect() as connection:
@@ -412,7 +414,8 @@ def test_sigterm_gives_back_a_photo_that_cannot_finish_within_the_grace(rig: Rig
 def test_two_consumers_receiving_the_same_message(rig: Rig) -> None:
     gate = Gate(then=serve_bytes(JPEG))
     [p] = rig.add([rig.host.add("p.jpg", gate)])
-    started = [rig.consumers.start(), rig.consumers.start()]
+    # One message in hand each: the two copies go to the two consumers.
+    started = [rig.consumers.start(CONSUMER_PREFETCH="1"), rig.consumers.start(CONSUMER_PREFETCH="1")]
     publisher = Publisher(rig.settings.amqp_uri, Topology(rig.settings.queue_name))
     try:
         publisher.publish([PhotoMessage(p), PhotoMessage(p)])
