@@ -5,7 +5,8 @@ A request presents its key as ``Authorization: Bearer <key>``, as
 Without a valid one it gets 401 JSON with ``WWW-Authenticate: Bearer``. Views
 marked :func:`public` need no key: the health checks, and what the page needs
 before it has one (its HTML, which holds no data, its script and style, and
-``/session`` itself). With no key in force the service is open and says so.
+``/session`` itself), and the sample photos the consumers download from the
+app. With no key in force the service is open and says so.
 
 ``flask --app web keys create|list|revoke`` (:mod:`web.cli`) manages the keys.
 """
