@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from pika.exceptions import ChannelClosedByBroker
 
 from photos import db
 from photos.config import Settings
@@ -49,30 +48,24 @@ class RunningService:
         return self.base_url + "/" + path.lstrip("/")
 
     def add_consumer(self) -> Process:
-        """Start one more consumer and wait until RabbitMQ counts it."""
-        before = self.consumer_count()
+        """Start one more consumer and wait until it has subscribed: it logs
+        "consuming" once RabbitMQ confirmed its subscriptions. (Counting the
+        queue's consumers instead raced with a consumer just killed, which
+        RabbitMQ may still count for a moment.)"""
         metrics_port = free_port()
         process = consumer(
             self.settings,
-            self.log_dir / f"consumer-{len(self.consumers)}.log",
+            self.log_dir / f"consumer-{len(self.consumer_metrics)}.log",
             METRICS_PORT=str(metrics_port),
         ).start()
         self.consumers.append(process)
         self.consumer_metrics.append(f"http://127.0.0.1:{metrics_port}/metrics")
         wait_for(
-            lambda: self._check_alive() and self.consumer_count() > before,
+            lambda: self._check_alive() and '"message": "consuming"' in process.log(),
             STARTUP_TIMEOUT,
             what=f"consumer {process.pid} to subscribe to {self.settings.queue_name}",
         )
         return process
-
-    def consumer_count(self) -> int:
-        with self.broker.channel() as channel:
-            try:
-                declared = channel.queue_declare(self.settings.queue_name, passive=True)
-            except ChannelClosedByBroker:
-                return 0  # not declared yet
-            return int(declared.method.consumer_count)
 
     def healthy(self) -> bool:
         try:
