@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
+
+from photos.config import ConfigError, Settings
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def on_starting(server: Any) -> None:
+    # Settings the app cannot use stop gunicorn here with code 2, saying why,
+    # instead of each worker failing to boot (gunicorn's code 3).
+    try:
+        Settings.from_env()
+    except ConfigError as exc:
+        print(f"gunicorn: {exc}", file=sys.stderr)
+        sys.exit(2)
     # Set before any worker imports prometheus_client, which reads it on import.
     os.environ[ENV] = tempfile.mkdtemp(prefix="photo-processor-metrics-")
 

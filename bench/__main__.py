@@ -8,10 +8,33 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api, auth, colour, corpus, encoders, end_to_end, formats, memory, metrics, thumbnail
+from bench import (
+    api,
+    auth,
+    colour,
+    corpus,
+    encoders,
+    end_to_end,
+    formats,
+    memory,
+    metrics,
+    storage,
+    thumbnail,
+)
 from bench.report import Report, machine
 
-BENCHMARKS = ("thumbnail", "formats", "colour", "encoders", "memory", "api", "metrics", "auth", "end-to-end")
+BENCHMARKS = (
+    "thumbnail",
+    "formats",
+    "colour",
+    "encoders",
+    "memory",
+    "api",
+    "metrics",
+    "auth",
+    "storage",
+    "end-to-end",
+)
 
 
 def main() -> int:
@@ -49,6 +72,8 @@ def main() -> int:
         metrics.run(report, args.rounds)
     if "auth" in chosen:
         auth.run(report, args.rounds)
+    if "storage" in chosen:
+        storage.run(report, args.rounds)
     report.say("")
     report.say(
         f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine disturbs the figures)"

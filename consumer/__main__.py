@@ -9,7 +9,7 @@ import sys
 from consumer.loop import exit_leaving_abandoned_work
 from consumer.worker import build_worker
 from photos import imaging, logs
-from photos.config import Settings
+from photos.config import ConfigError, Settings
 from photos.metrics import ProcessingMetrics
 
 
@@ -18,13 +18,17 @@ def main() -> None:
     parser.add_argument("--queue", help="work queue name (default: QUEUE_NAME or photo-processor)")
     args = parser.parse_args()
     logs.configure()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"python -m consumer: {exc}", file=sys.stderr)
+        sys.exit(2)
     missing = imaging.missing_codecs()
     if missing:
         # Photos that need them fail with these words as their reason.
         logging.getLogger("consumer").warning(
             "image formats this consumer cannot handle", extra={"missing": missing}
         )
-    settings = Settings.from_env()
     if args.queue:
         settings = settings.with_(queue_name=args.queue)
     log = logging.getLogger("consumer")

@@ -33,7 +33,7 @@ from photos.metrics import Processed, ProcessingMetrics
 from photos.pipeline import Outcome, Processor, RetryLater, Settled
 from photos.queue import DELIVERY_LIMIT, Topology, properties
 from photos.retry import Backoff
-from photos.storage import Storage
+from photos.storage import open_storage
 
 log = logging.getLogger("consumer")
 
@@ -292,7 +292,7 @@ def build_processor(
     )
     return Processor(
         factory=factory,
-        storage=Storage(settings.thumbs_dir),
+        storage=open_storage(settings),
         fetcher=lambda url: fetch.fetch(url, policy),
         locks=PhotoLocks(make_lock_engine(settings.pg_uri)),
         lease_seconds=settings.lease_seconds,

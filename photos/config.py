@@ -7,9 +7,11 @@ Nothing else in the code base reads ``os.environ``: entry points call
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_PG_URI = "postgresql://postgres@127.0.0.1:5432/photos"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -45,6 +47,51 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+# S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/prefix``: objects live in ``bucket`` under ``prefix``
+    (empty, or ending in ``/``)."""
+
+    bucket: str
+    prefix: str = ""
+
+
+def parse_storage_url(raw: str) -> S3Location | None:
+    """None for the local directory (``STORAGE_URL`` unset or empty), the bucket
+    and prefix for ``s3://bucket[/prefix]``; ConfigError for anything else."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    expected = "STORAGE_URL must be s3://bucket or s3://bucket/prefix (or unset for THUMBS_DIR)"
+    parts = urlsplit(raw)
+    if parts.scheme != "s3":
+        raise ConfigError(f"{expected}, got {raw!r}")
+    if parts.query or parts.fragment or parts.username or parts.password or parts.port:
+        raise ConfigError(f"{expected}, got {raw!r}: no query, fragment, user or port")
+    bucket = parts.hostname or ""
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or bucket != parts.netloc:
+        raise ConfigError(f"{expected}, got {raw!r}: {bucket!r} is not a valid bucket name")
+    segments = [s for s in parts.path.split("/") if s]
+    if any(s in (".", "..") for s in segments) or "//" in parts.path.strip("/"):
+        raise ConfigError(f"{expected}, got {raw!r}: the prefix has an empty, '.' or '..' segment")
+    return S3Location(bucket, "".join(f"{s}/" for s in segments))
+
+
+@dataclass(frozen=True)
+class S3Client:
+    """How to reach the S3 API, the boto3 way; None leaves a value to boto3's
+    own chain (profiles, instance roles)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+
+
 def _hosts(raw: str) -> frozenset[str]:
     return frozenset(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
 
@@ -54,6 +101,10 @@ class Settings:
     pg_uri: str = DEFAULT_PG_URI
     amqp_uri: str = DEFAULT_AMQP_URI
     thumbs_dir: Path = Path("thumbs")
+    # Where renditions, upload originals and query mirrors go: None for
+    # thumbs_dir, else a bucket (STORAGE_URL=s3://bucket/prefix).
+    storage: S3Location | None = None
+    s3: S3Client = field(default_factory=S3Client)
     port: int = 3000
     # Host names or addresses that downloads may reach although they are private
     # or loopback (the sample photos are served by the app itself on localhost).
@@ -97,6 +148,13 @@ class Settings:
             pg_uri=env.get("PG_CONNECTION_URI") or DEFAULT_PG_URI,
             amqp_uri=env.get("AMQP_URI") or DEFAULT_AMQP_URI,
             thumbs_dir=Path(env.get("THUMBS_DIR") or "thumbs"),
+            storage=parse_storage_url(env.get("STORAGE_URL", "")),
+            s3=S3Client(
+                endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+                region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+                access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+                secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            ),
             port=port,
             allowed_fetch_hosts=_hosts(env.get("ALLOWED_FETCH_HOSTS", "")),
             queue_name=env.get("QUEUE_NAME") or "photo-processor",

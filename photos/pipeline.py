@@ -9,9 +9,9 @@ Guarantees, and where they come from:
   conditional UPDATE; a second delivery of the same message finds the lock or
   the claim taken and does nothing. Outcomes are written only under the
   claim's lease token, so a consumer whose photo was taken over writes nothing.
-  Thumbnail rows are unique per (photo, rendition) and files are named by photo
-  and rendition, so even two consumers finishing the same photo leave one row
-  and one file.
+  Thumbnail rows are unique per (photo, rendition), and only the holder of
+  the lease commits them, so even two consumers finishing the same photo leave
+  one row per rendition and one object it names.
 - *Nothing stuck, for seconds only.* A consumer that dies drops its lock with
   its connection, and RabbitMQ redelivers its message at once: the next
   consumer finds the lock free and takes the photo over. A consumer that is
@@ -19,6 +19,16 @@ Guarantees, and where they come from:
   keeps its message (RabbitMQ redelivers nothing) and its lease, renewed while
   it works; it takes its lock again. A photo whose lease ran out (its consumer
   hangs) is taken over as before. Attempts are counted and bounded.
+- *Every stored object named by a row.* Renditions are staged before the
+  commit that names them and published under the photo's row lock by the
+  holder of the lease only; the objects of an attempt that did not commit are
+  discarded by it, or, if it died (or lost the database) before it could,
+  pruned when the photo is next claimed (a takeover, a retry, a claim taken
+  back after a lost connection) and when it fails (see ``README.md``,
+  "Storage").
+- *Never failed for our own outage.* Storage that does not answer
+  (StorageUnavailable) gives the photo back with its attempt refunded, to be
+  tried again later.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Row, insert, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, selectinload
 
 from photos import renditions, statements
@@ -44,12 +55,16 @@ from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.metrics import ProcessingMetrics, Stage
 from photos.models import Photo, PhotoStatus
 from photos.retry import RetryPolicy
-from photos.storage import Staged, Storage
+from photos.storage import MissingObject, Staged, Storage, StorageUnavailable, prune_photo
 
 log = logging.getLogger(__name__)
 
 # The longest a photo waits on the delay queue between two attempts.
 MAX_RETRY_DELAY = 300.0
+# A storage outage is retried after the retry policy's delay for this many
+# failures (not counted against the photo); a dead letter after these seconds.
+STORAGE_RETRY_STEP = 3
+STORAGE_RETRY_SECONDS = 5.0
 # queue_photos logs the UUIDs it queued up to this many, only their count beyond.
 LOGGED_UUIDS = 50
 
@@ -270,6 +285,9 @@ class Processor:
     retry_policy: RetryPolicy  # its attempts bound the claims of a photo, its delays the retries
     owner: uuid.UUID = field(default_factory=uuid.uuid4)
     metrics: ProcessingMetrics = field(default_factory=ProcessingMetrics)
+    # Photos whose last handling here ended without an outcome (the database
+    # went away): objects it stored may be named by no row.
+    _interrupted: set[uuid.UUID] = field(default_factory=set, repr=False)
 
     def handle(self, message: PhotoMessage, *, redelivered: bool = False) -> Outcome:
         """``redelivered``: RabbitMQ delivered this message before, to a
@@ -279,10 +297,14 @@ class Processor:
         if not isinstance(claim, Claim):
             return claim
         try:
-            return self._process(photo_uuid, claim)
+            outcome = self._process(photo_uuid, claim)
+        except BaseException:
+            self._interrupted.add(photo_uuid)
+            raise
         finally:
             if claim.locked:
                 self.locks.release(photo_uuid)  # after the outcome is committed
+        return outcome
 
     def _process(self, photo_uuid: uuid.UUID, claim: Claim) -> Outcome:
         made = self._make(photo_uuid, claim)
@@ -294,7 +316,7 @@ class Processor:
                     "rendition made with a caveat",
                     extra={"photo": str(photo_uuid), "rendition": recipe.name, "reason": image.warning},
                 )
-        return self._store(photo_uuid, made)
+        return self._store(photo_uuid, claim, made)
 
     def _make(self, photo_uuid: uuid.UUID, claim: Claim) -> list[tuple[renditions.Recipe, Encoded]] | Outcome:
         """The renditions of a claimed photo, in memory; or, when they cannot
@@ -310,6 +332,8 @@ class Processor:
                 # One recipe's pixels also make the photo's ThumbHash, while in memory.
                 source = renditions.placeholder_source(recipes)
                 return [(recipe, recipe.make(data, self.max_pixels, recipe is source)) for recipe in recipes]
+        except StorageUnavailable as exc:
+            return self.postpone(photo_uuid, exc.reason)
         except PermanentError as exc:
             return self.fail(photo_uuid, exc.reason)
         except TransientError as exc:
@@ -317,38 +341,77 @@ class Processor:
                 return self.fail(photo_uuid, f"gave up after {claim.attempts} attempts: {exc.reason}")
             return self.retry(photo_uuid, claim.attempts, exc.reason)
 
-    def _store(self, photo_uuid: uuid.UUID, made: list[tuple[renditions.Recipe, Encoded]]) -> Outcome:
+    def _store(
+        self, photo_uuid: uuid.UUID, claim: Claim, made: list[tuple[renditions.Recipe, Encoded]]
+    ) -> Outcome:
         """Stage the files, then complete the photo with their rows (which
-        publishes the files); staged files left unpublished are discarded."""
+        publishes the files); staged files left unpublished are discarded, and
+        after a retry what earlier attempts left is pruned."""
         rows: list[dict[str, object]] = []
         files: list[Staged] = []
         try:
             for recipe, image in made:
-                path = self.storage.rendition_path(photo_uuid, recipe.name, image.extension)
+                key = self.storage.rendition_key(photo_uuid, recipe.name, image.extension)
                 with self.metrics.stage(Stage.store):
-                    files.append(self.storage.stage(path, image.data))
+                    files.append(self.storage.stage(key, image.data))
                 rows.append(
                     {
                         "photo_uuid": photo_uuid,
                         "rendition": recipe.name,
                         "width": image.width,
                         "height": image.height,
-                        "key": path,
+                        "key": key,
                     }
                 )
             thumbhash = next((image.thumbhash for _, image in made if image.thumbhash is not None), None)
             with self.metrics.stage(Stage.commit):
-                return self.complete(photo_uuid, rows, files, thumbhash=thumbhash)
+                outcome = self.complete(photo_uuid, rows, files, thumbhash=thumbhash)
+        except StorageUnavailable as exc:
+            return self.postpone(photo_uuid, exc.reason)
         finally:
-            for staged in files:
-                staged.discard()  # nothing left to do for those published
+            self._discard(photo_uuid, files)
+        if outcome == Done(Settled.completed) and claim.attempts > 1:
+            # Earlier attempts of this photo may have left objects behind.
+            self._prune(photo_uuid, [str(r["key"]) for r in rows] + _some(claim.original_path))
+        return outcome
+
+    def _discard(self, photo_uuid: uuid.UUID, files: Sequence[Staged]) -> None:
+        """Drop the staged files not published (nothing to do for the others);
+        what an outage keeps us from dropping is pruned at the photo's next
+        claim or failure."""
+        for staged in files:
+            try:
+                staged.discard()
+            except StorageUnavailable as exc:
+                log.warning(
+                    "could not discard a staged object", extra={"photo": str(photo_uuid), "error": exc.reason}
+                )
+
+    def _prune(self, photo_uuid: uuid.UUID, keep: Sequence[str]) -> None:
+        try:
+            removed = prune_photo(self.storage, photo_uuid, keep)
+        except StorageUnavailable as exc:
+            log.warning(
+                "could not prune stale objects", extra={"photo": str(photo_uuid), "error": exc.reason}
+            )
+            return
+        if removed:
+            log.info("stale objects removed", extra={"photo": str(photo_uuid), "keys": removed})
 
     def claim(self, photo_uuid: uuid.UUID, *, redelivered: bool = False) -> Claim | Outcome:
         """The photo's lock, then its row: a Claim (its lock held, if it could
         be taken, until the caller has committed the outcome), or what to do
         with the message instead. A claim without the lock is one of a
         pending photo or of a lapsed lease, which the conditional UPDATE
-        alone decides."""
+        alone decides. Storage that does not answer while the claim prunes
+        leaves nothing claimed: RetryLater."""
+        try:
+            return self._claim(photo_uuid, redelivered=redelivered)
+        except StorageUnavailable as exc:
+            log.warning("storage unavailable", extra={"photo": str(photo_uuid), "error": exc.reason})
+            return RetryLater(self._storage_delay(), exc.reason)
+
+    def _claim(self, photo_uuid: uuid.UUID, *, redelivered: bool) -> Claim | Outcome:
         locked = self.locks.acquire(photo_uuid, wait=redelivered)
         try:
             claimed = self._claim_row(photo_uuid, locked=locked, takeover=locked and redelivered)
@@ -379,11 +442,18 @@ class Processor:
                     # Taken over from consumers that died holding it, too often.
                     reason = f"gave up after {row.attempts - 1} attempts: the consumer processing it stopped"
                     connection.execute(statements.FAIL, {"photo": photo_uuid, "reason": reason})
-                    # A consumer that died between publishing its files and
+                    # A consumer that died between storing its files and
                     # committing left them; the row lock keeps writers out.
-                    self.storage.remove_renditions(photo_uuid, row.renditions)
+                    # An outage raises here and rolls the claim back.
+                    prune_photo(self.storage, photo_uuid, _some(row.original_path))
                     log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed"})
                     return Done(Settled.failed)
+                if row.attempts > 1 or row.failure_reason is not None or photo_uuid in self._interrupted:
+                    # Not a first attempt (a takeover, a retry, or ours taken
+                    # back after the database went away): one before may have
+                    # stored objects and not committed the rows naming them.
+                    prune_photo(self.storage, photo_uuid, _named(connection, photo_uuid, row.original_path))
+                    self._interrupted.discard(photo_uuid)
                 log.info("photo claimed", extra={"photo": str(photo_uuid), "attempt": row.attempts})
                 return Claim(row.url, row.original_path, list(row.renditions), row.attempts, locked)
         return None
@@ -409,7 +479,7 @@ class Processor:
             return data
         try:
             return self.storage.read(claim.original_path)
-        except FileNotFoundError:
+        except MissingObject:
             raise PermanentError("the uploaded original is missing from storage") from None
 
     def close(self) -> None:
@@ -484,19 +554,47 @@ class Processor:
         return Done(Settled.completed)
 
     def fail(self, photo_uuid: uuid.UUID, reason: str) -> Outcome:
-        with transaction(self.factory) as connection:
-            failed = connection.execute(
-                statements.FAIL_HELD, {"photo": photo_uuid, "owner": self.owner, "reason": reason[:2000]}
-            ).first()
-            if failed is None:
-                # Our lease ran out (or the photo was given back): whoever has
-                # the photo now decides its outcome.
-                log.warning("lease lost before failing", extra={"photo": str(photo_uuid), "reason": reason})
-                return Done(Settled.lease_lost)
-            # Files an attempt published before dying without committing.
-            self.storage.remove_renditions(photo_uuid, failed.renditions)
+        try:
+            with transaction(self.factory) as connection:
+                failed = connection.execute(
+                    statements.FAIL_HELD, {"photo": photo_uuid, "owner": self.owner, "reason": reason[:2000]}
+                ).first()
+                if failed is None:
+                    # Our lease ran out (or the photo was given back): whoever has
+                    # the photo now decides its outcome.
+                    log.warning(
+                        "lease lost before failing", extra={"photo": str(photo_uuid), "reason": reason}
+                    )
+                    return Done(Settled.lease_lost)
+                # Objects of attempts that died without committing; under the
+                # row lock, so no writer publishes meanwhile. An outage rolls
+                # the failure back: the photo is tried again later.
+                prune_photo(self.storage, photo_uuid, _some(failed.original_path))
+        except StorageUnavailable as exc:
+            return self.postpone(photo_uuid, exc.reason)
         log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed", "reason": reason})
         return Done(Settled.failed)
+
+    def postpone(self, photo_uuid: uuid.UUID, reason: str) -> Outcome:
+        """Give back a photo the storage kept us from finishing: pending again,
+        its attempt refunded (our outage must not use up the photo's
+        attempts), to be tried again after a delay."""
+        with transaction(self.factory) as connection:
+            connection.execute(
+                statements.POSTPONE,
+                {
+                    "photo": photo_uuid,
+                    "owner": self.owner,
+                    "reason": f"storage unavailable, retrying: {reason}",
+                },
+            )
+        log.warning(
+            "storage unavailable", extra={"photo": str(photo_uuid), "outcome": "retry", "reason": reason}
+        )
+        return RetryLater(self._storage_delay(), reason)
+
+    def _storage_delay(self) -> float:
+        return self.retry_policy.delay(STORAGE_RETRY_STEP)
 
     def retry(self, photo_uuid: uuid.UUID, attempts: int, reason: str) -> Outcome:
         delay = self.retry_policy.delay(attempts)
@@ -520,16 +618,30 @@ class Processor:
         done in the meantime (Done, nothing changed) or a live consumer holds it
         (RetryLater: the message goes back to the work queue, where the holder's
         outcome, or the attempts bound if it dies, settles the photo)."""
-        with transaction(self.factory) as connection:
-            row = connection.execute(statements.STATE_LOCKED, {"photo": photo_uuid}).first()
-            if row is None:
-                return Done(Settled.unknown_photo)
-            if row.status in (PhotoStatus.completed, PhotoStatus.failed):
-                return Done(Settled.already(row.status))
-            expires, now = row.lease_expires_at, row.now
-            if row.status == PhotoStatus.processing and expires is not None and expires > now:
-                return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
-            connection.execute(statements.FAIL, {"photo": photo_uuid, "reason": reason[:2000]})
-            self.storage.remove_renditions(photo_uuid, row.renditions)
+        try:
+            with transaction(self.factory) as connection:
+                row = connection.execute(statements.STATE_LOCKED, {"photo": photo_uuid}).first()
+                if row is None:
+                    return Done(Settled.unknown_photo)
+                if row.status in (PhotoStatus.completed, PhotoStatus.failed):
+                    return Done(Settled.already(row.status))
+                expires, now = row.lease_expires_at, row.now
+                if row.status == PhotoStatus.processing and expires is not None and expires > now:
+                    return RetryLater((expires - now).total_seconds() + 0.5, "photo is being processed")
+                connection.execute(statements.FAIL, {"photo": photo_uuid, "reason": reason[:2000]})
+                prune_photo(self.storage, photo_uuid, _some(row.original_path))
+        except StorageUnavailable as exc:
+            # Not failed: the dead letter goes back to the work queue meanwhile.
+            log.warning("storage unavailable", extra={"photo": str(photo_uuid), "error": exc.reason})
+            return RetryLater(STORAGE_RETRY_SECONDS, exc.reason)
         log.warning("photo failed", extra={"photo": str(photo_uuid), "outcome": "failed", "reason": reason})
         return Done(Settled.failed)
+
+
+def _some(key: str | None) -> list[str]:
+    return [] if key is None else [key]
+
+
+def _named(connection: Connection, photo_uuid: uuid.UUID, original: str | None) -> list[str]:
+    """The keys the photo's rows name: its thumbnails and its upload original."""
+    return [*connection.scalars(statements.NAMED, {"photo": photo_uuid}), *_some(original)]

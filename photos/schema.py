@@ -2,21 +2,21 @@
 
 ``reset`` drops what the migrations created (and what older hand-written set-ups
 left, thumbnails first so the foreign key never stands in the way), migrates to
-head, removes the rendition files that named the dropped rows, and loads the
+head, removes the objects (renditions, upload originals, query mirrors) that
+the dropped rows named, from whichever storage STORAGE_URL chooses, and loads the
 sample photos as pending.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from photos import db, pipeline
+from photos import db, pipeline, storage
 from photos.config import Settings
 from photos.models import Base
 
@@ -49,7 +49,7 @@ def reset(settings: Settings) -> None:
         connection.execute(text("DROP TYPE IF EXISTS photo_status CASCADE"))
     engine.dispose()
     upgrade(settings.pg_uri)
-    _remove_renditions(settings.thumbs_dir)
+    storage.clear(storage.open_storage(settings))
 
 
 def load_samples(settings: Settings) -> None:
@@ -57,15 +57,6 @@ def load_samples(settings: Settings) -> None:
     base = settings.sample_base_url.rstrip("/") + "/"
     pipeline.add_photos(db.make_session_factory(engine), [base + n for n in (*SAMPLES, MISSING_SAMPLE)])
     engine.dispose()
-
-
-def _remove_renditions(thumbs_dir: Path) -> None:
-    """Rendition directories are two hex characters (the photo's uuid prefix)."""
-    if not thumbs_dir.is_dir():
-        return
-    for child in thumbs_dir.iterdir():
-        if child.is_dir() and len(child.name) == 2:
-            shutil.rmtree(child)
 
 
 def main() -> None:

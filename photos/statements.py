@@ -160,15 +160,18 @@ CLAIM = (
         attempts=_columns.attempts + case((_columns.lease_owner == _OWNER, 0), else_=1),
         updated_at=func.now(),
     )
-    .returning(_columns.url, _columns.original_path, _columns.renditions, _columns.attempts)
+    # failure_reason is not set by the claim: this is what the last attempt left.
+    .returning(
+        _columns.url, _columns.original_path, _columns.renditions, _columns.attempts, _columns.failure_reason
+    )
 )
 # Param ``photo``.
 STATE = select(_columns.status, _columns.lease_expires_at, func.now().label("now")).where(
     _columns.uuid == _PHOTO
 )
-# Param ``photo``: STATE with the renditions, the row locked.
+# Param ``photo``: STATE with the upload original, the row locked.
 STATE_LOCKED = (
-    select(_columns.status, _columns.lease_expires_at, _columns.renditions, func.now().label("now"))
+    select(_columns.status, _columns.lease_expires_at, _columns.original_path, func.now().label("now"))
     .where(_columns.uuid == _PHOTO)
     .with_for_update()
 )
@@ -200,8 +203,12 @@ FAIL = (
         updated_at=func.now(),
     )
 )
-# FAIL with param ``owner`` too, only while held; returns its renditions.
-FAIL_HELD = FAIL.where(_columns.lease_owner == _OWNER).returning(_columns.renditions)
+# FAIL with param ``owner`` too, only while held; returns its upload original's key.
+FAIL_HELD = FAIL.where(_columns.lease_owner == _OWNER).returning(_columns.original_path)
+# RELEASE with the attempt refunded (a storage outage is not the photo's).
+POSTPONE = RELEASE.values(attempts=func.greatest(_columns.attempts - 1, 0))
+# Param ``photo``: the keys of the photo's thumbnail rows.
+NAMED = select(_thumbnails.c.url).where(_thumbnails.c.photo_uuid == _PHOTO)
 
 
 def _complete_statement() -> Select[tuple[uuid.UUID]]:

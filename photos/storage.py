@@ -1,8 +1,15 @@
-"""Where renditions live on disk.
+"""Where renditions, upload originals and query mirrors live: one interface,
+:class:`Storage`, two backends chosen by ``STORAGE_URL`` (:func:`open_storage`).
 
-A file's name is fixed by its photo and rendition, so writing it again replaces
-it and never adds a second one. Writes are atomic and leave nothing behind a
-writer that dies:
+Keys are relative to the storage root (``THUMBS_DIR``, or the bucket's prefix)
+and are what rows record. Both backends guarantee that no object is ever seen
+half-written and that staged bytes get a name only when the caller publishes
+them (see ``README.md``, "Storage", for how the pipeline keeps every object
+named by a row).
+
+*Local* (:class:`LocalStorage`, the default): a rendition's name is fixed by
+its photo and rendition, so writing it again replaces it and never adds a
+second one. Writes are atomic and leave nothing behind a writer that dies:
 
 - the bytes go to an anonymous file (``O_TMPFILE``) in the target's directory
   and are flushed to disk; a process killed before publishing leaves nothing,
@@ -10,10 +17,15 @@ writer that dies:
 - publishing links the file to its name, or, when the name exists already, to a
   hidden ``.partial-<host>-<pid>-<token>`` name renamed over it at once. Only a
   writer killed between those two syscalls leaves a partial file, which
-  :meth:`Storage.sweep_partials` (run by every consumer as it starts) removes
-  as soon as its writer is gone.
+  :meth:`LocalStorage.sweep_partials` (run by every consumer as it starts)
+  removes as soon as its writer is gone.
 
 Filesystems without ``O_TMPFILE`` get the partial name from the start.
+
+*S3* (:mod:`photos.storage_s3`): a PUT is all or nothing, so nothing is ever
+half-written; renditions get write-once names (a random token per write), so
+a stale writer can never replace anyone's object and a name's bytes never
+change.
 """
 
 from __future__ import annotations
@@ -22,13 +34,22 @@ import contextlib
 import ctypes
 import errno
 import functools
+import hashlib
 import os
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from photos.errors import TransientError
+
+if TYPE_CHECKING:
+    from photos.config import Settings
 
 PARTIAL_PREFIX = ".partial-"
 _HOST = socket.gethostname().replace("/", "_")
@@ -36,21 +57,189 @@ _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
 
 
-class Staged:
+# Top-level names the service writes under the root: two hex characters (a
+# photo's uuid prefix: its renditions and upload original) and the query mirrors.
+QUERIES = "queries"
+
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+}
+
+
+class StorageUnavailable(TransientError):
+    """Our own outage, not the photo's fault: the bucket is missing, the
+    credentials are refused, the endpoint does not answer. Work waits for it,
+    it never fails a photo."""
+
+
+class MissingObject(FileNotFoundError):
+    """No object has this key."""
+
+
+class InvalidKey(ValueError):
+    """A key that names nothing the storage may hold (leaves the root, hidden)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # quoted, as sent in an ETag header
+    last_modified: datetime
+    content_type: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    info: ObjectInfo
+    data: bytes
+
+
+class Staged(Protocol):
+    """Bytes stored, not yet under their name for anyone reading the rows:
+    :meth:`publish` (called while the row that names ``key`` is being
+    committed) makes them final, :meth:`discard` (or the writer dying, or a
+    later prune) drops them. ``discard`` after ``publish`` does nothing."""
+
+    @property
+    def key(self) -> str: ...
+
+    def publish(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class Storage(Protocol):
+    """What every writer and reader of stored bytes goes through."""
+
+    def describe(self) -> str:
+        """Where the objects are, for logs and error messages."""
+        ...
+
+    def rendition_key(self, photo_uuid: uuid.UUID, rendition: str, extension: str) -> str:
+        """The key a new rendition of the photo is staged under."""
+        ...
+
+    def is_write_once(self, key: str) -> bool:
+        """True if ``key``'s bytes never change once written (it may be cached
+        as immutable)."""
+        ...
+
+    def stage(self, key: str, data: bytes) -> Staged: ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Atomically put ``data`` at ``key``, replacing what was there."""
+        ...
+
+    def read(self, key: str) -> bytes:
+        """MissingObject if there is none, StorageUnavailable in an outage."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def fetch(self, key: str) -> StoredObject: ...
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under ``prefix`` (a folder, ending in ``/``, or "")."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove these keys; absent ones are no error."""
+        ...
+
+    def check(self) -> None:
+        """StorageUnavailable, saying why, unless objects can be read and written."""
+        ...
+
+    def sweep_partials(self, older_than: float = 600.0) -> int:
+        """Remove what dead writers left half-written; how many."""
+        ...
+
+
+def photo_prefix(photo_uuid: uuid.UUID) -> str:
+    """The folder of a photo's objects: its renditions and upload original."""
+    return f"{str(photo_uuid)[:2]}/{photo_uuid}/"
+
+
+def photo_key(photo_uuid: uuid.UUID, name: str, extension: str) -> str:
+    """A key fixed by the photo and ``name`` (``original``, or a rendition)."""
+    return f"{photo_prefix(photo_uuid)}{name}.{extension}"
+
+
+def prune_photo(storage: Storage, photo_uuid: uuid.UUID, keep: Iterable[str]) -> list[str]:
+    """Remove the photo's objects that ``keep`` (the keys its rows name) does
+    not list: those of writers that died before committing, or whose lease was
+    taken over, and those its rows named before. Returns the keys removed."""
+    wanted = set(keep)
+    stale = [k for k in storage.list_keys(photo_prefix(photo_uuid)) if k not in wanted]
+    storage.delete(stale)
+    return stale
+
+
+def clear(storage: Storage) -> int:
+    """Remove every object the service writes (``make db-schema``'s reset,
+    which drops the rows naming them). Returns how many."""
+    doomed = [k for k in storage.list_keys() if service_owned(k)]
+    storage.delete(doomed)
+    return len(doomed)
+
+
+def service_owned(key: str) -> bool:
+    """Whether ``key`` is one the service writes (and so one a row names)."""
+    top = key.split("/", 1)[0]
+    return top == QUERIES or (len(top) == 2 and all(c in "0123456789abcdef" for c in top))
+
+
+def content_type(key: str) -> str:
+    return CONTENT_TYPES.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
+def check_key(key: str) -> str:
+    """``key`` if it may name a stored object: relative, no empty, ``.`` or
+    ``..`` segment, no hidden name, no control character. InvalidKey otherwise."""
+    segments = key.split("/")
+    if not key or any(not s or s.startswith(".") for s in segments) or any(ord(c) < 32 for c in key):
+        raise InvalidKey(f"{key!r} is not a storage key")
+    return key
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend ``settings`` choose: the bucket of STORAGE_URL, else THUMBS_DIR."""
+    if settings.storage is None:
+        return LocalStorage(settings.thumbs_dir)
+    # boto3 is imported only where S3 is used (and photos.storage_s3 imports this module).
+    from photos.storage_s3 import S3Storage  # noqa: PLC0415
+
+    return S3Storage(settings.storage, settings.s3)
+
+
+class LocalStaged:
     """Bytes written and flushed, not yet under their name: :meth:`publish`
     puts them there atomically, :meth:`discard` (or the process dying) drops them."""
 
-    def __init__(self, target: Path, *, fd: int | None = None, partial: Path | None = None) -> None:
+    def __init__(self, key: str, target: Path, *, fd: int | None = None, partial: Path | None = None) -> None:
+        self._key = key
         self.target = target
         self._fd = fd
         self._partial = partial
 
-    def publish(self) -> Path:
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def publish(self) -> None:
         try:
             if self._fd is not None:
                 try:
                     _link_anonymous(self._fd, self.target)
-                    return self.target
+                    return
                 except FileExistsError:
                     self._partial = _partial_name(self.target)
                     _link_anonymous(self._fd, self._partial)
@@ -65,7 +254,6 @@ class Staged:
             raise
         finally:
             self._close()
-        return self.target
 
     def discard(self) -> None:
         self._close()
@@ -79,30 +267,37 @@ class Staged:
             os.close(fd)
 
 
-class Storage:
+class LocalStorage:
+    """Files under a directory (THUMBS_DIR): today's guarantees, see the module."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def rendition_path(self, photo_uuid: uuid.UUID, rendition: str, extension: str) -> str:
-        """The path, relative to the root, of a photo's rendition."""
-        return str(PurePosixPath(str(photo_uuid)[:2], str(photo_uuid), f"{rendition}.{extension}"))
+    def describe(self) -> str:
+        return f"the directory {self.root}"
 
-    def write(self, relative: str, data: bytes) -> Path:
-        """Atomically put ``data`` at ``relative`` (replacing what was there)."""
-        return self.stage(relative, data).publish()
+    def rendition_key(self, photo_uuid: uuid.UUID, rendition: str, extension: str) -> str:
+        return photo_key(photo_uuid, rendition, extension)
 
-    def stage(self, relative: str, data: bytes) -> Staged:
-        """Put ``data`` on disk beside ``relative`` without giving it a name yet,
-        to be published (linked into place) or discarded later: lets a caller
-        commit the row that names the file in between."""
-        target = self.resolve(relative)
+    def is_write_once(self, key: str) -> bool:
+        # A rendition's name is rewritten whenever its photo is processed again.
+        return False
+
+    def write(self, key: str, data: bytes) -> None:
+        self.stage(key, data).publish()
+
+    def stage(self, key: str, data: bytes) -> LocalStaged:
+        """Put ``data`` on disk beside ``key`` without giving it a name yet."""
+        target = self.resolve(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_anonymous(target.parent)
         partial = None
         if fd is None:
             partial = _partial_name(target)
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        staged = Staged(target, fd=fd) if partial is None else Staged(target, partial=partial)
+        staged = (
+            LocalStaged(key, target, fd=fd) if partial is None else LocalStaged(key, target, partial=partial)
+        )
         try:
             _write_all(fd, data)
             os.fsync(fd)
@@ -115,34 +310,70 @@ class Storage:
             raise
         return staged
 
-    def read(self, relative: str) -> bytes:
-        return self.resolve(relative).read_bytes()
+    def read(self, key: str) -> bytes:
+        try:
+            return self.resolve(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise MissingObject(f"no object {key!r} in {self.describe()}") from None
 
-    def delete_photo(self, photo_uuid: uuid.UUID) -> None:
-        directory = self.root / str(photo_uuid)[:2] / str(photo_uuid)
-        if directory.is_dir():
-            for child in directory.iterdir():
-                child.unlink(missing_ok=True)
-            directory.rmdir()
+    def stat(self, key: str) -> ObjectInfo:
+        path = self.resolve(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingObject(f"no object {key!r} in {self.describe()}") from None
+        if not path.is_file():
+            raise MissingObject(f"no object {key!r} in {self.describe()}")
+        return _local_info(key, st)
 
-    def resolve(self, relative: str) -> Path:
-        """The absolute path of ``relative``; refuses anything outside the root."""
-        root = self.root.resolve()
-        path = (root / relative).resolve()
-        if path == root or root not in path.parents:
-            raise ValueError(f"path {relative!r} leaves the storage root")
-        return path
+    def fetch(self, key: str) -> StoredObject:
+        path = self.resolve(key)
+        try:
+            with path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise MissingObject(f"no object {key!r} in {self.describe()}") from None
+        return StoredObject(_local_info(key, st), data)
 
-    def remove_renditions(self, photo_uuid: uuid.UUID, renditions: Iterable[str]) -> None:
-        """Remove the photo's files for these renditions (whatever their
-        extension); other files of the photo (its uploaded original) stay."""
-        directory = self.root / str(photo_uuid)[:2] / str(photo_uuid)
-        names = set(renditions)
-        if not directory.is_dir():
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        top = self.root / prefix if prefix else self.root
+        if not top.is_dir():
             return
-        for child in directory.iterdir():
-            if child.suffix and child.stem in names:
-                child.unlink(missing_ok=True)
+        for path in sorted(top.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                yield path.relative_to(self.root).as_posix()
+
+    def delete(self, keys: Iterable[str]) -> None:
+        folders: set[Path] = set()
+        for key in keys:
+            path = self.resolve(key)
+            path.unlink(missing_ok=True)
+            folders.add(path.parent)
+        root = self.root.resolve()
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+            # Empty folders go with their last file (a photo's, then its prefix's).
+            current = folder
+            while current != root and root in current.parents:
+                try:
+                    current.rmdir()
+                except OSError:
+                    break
+                current = current.parent
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageUnavailable(f"{self.describe()} does not exist")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"{self.describe()} is not writable")
+
+    def resolve(self, key: str) -> Path:
+        """The absolute path of ``key``; InvalidKey for anything outside the root."""
+        root = self.root.resolve()
+        path = (root / check_key(key)).resolve()
+        if path == root or root not in path.parents:
+            raise InvalidKey(f"path {key!r} leaves the storage root")
+        return path
 
     def sweep_partials(self, older_than: float = 600.0) -> int:
         """Remove partial files whose writer is gone: a process of this host that
@@ -160,6 +391,18 @@ class Storage:
             except FileNotFoundError:
                 pass
         return removed
+
+
+def _local_info(key: str, st: os.stat_result) -> ObjectInfo:
+    # A replaced file is a new inode with a new mtime: the tag changes with it.
+    tag = hashlib.blake2b(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}".encode(), digest_size=8).hexdigest()
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        etag=f'"{tag}"',
+        last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+        content_type=content_type(key),
+    )
 
 
 def _partial_name(target: Path) -> Path:

@@ -2,19 +2,18 @@
 and the answers to queries, kept as a row and the mirrored image's file.
 
 An upload is a ``photos`` row with ``source = 'upload'`` whose original is kept
-under the thumbs directory at ``<uuid[:2]>/<uuid>/original.<ext>`` (a name fixed
-by the photo, never by the client); consumers read it from there instead of
-downloading, and make the renditions the row names.
+in storage at ``<uuid[:2]>/<uuid>/original.<ext>`` (a key fixed by the photo,
+never by the client); consumers read it from there instead of downloading,
+and make the renditions the row names.
 
 Guarantees of :func:`register_upload`:
 
-- *No file without a row.* The bytes are first written (and flushed) under a
-  ``.partial-*`` name, then the row is committed, then the file is renamed to
-  its final name. A process killed before the commit leaves only a partial file,
-  which consumers sweep (``Storage.sweep_partials``); one killed between the
-  commit and the rename (a single syscall) leaves a pending row without its
-  file, which nobody was told about and which fails with a clear reason if it
-  is ever queued.
+- *No object without a row.* The row is committed first, then the original is
+  written (atomically, on either backend). A process killed in between leaves
+  a pending row without its original, which nobody was told about and which
+  fails with a clear reason if it is ever queued; never an object no row names.
+  A write that fails withdraws the row (and the object, should the write have
+  landed after all).
 - *Nothing lost, or nothing at all.* When the photo is to be processed, its
   message is published (with confirms) after the row and the file are in place.
   If RabbitMQ does not confirm it, the upload is withdrawn: the row is deleted,
@@ -44,7 +43,7 @@ from photos.db import SessionFactory, unit_of_work
 from photos.messages import BrokerUnavailable, MessagePublisher, PhotoMessage
 from photos.models import Photo, PhotoStatus, Query, Thumbnail
 from photos.query import Answer
-from photos.storage import Storage
+from photos.storage import MissingObject, Storage, StorageUnavailable, photo_key
 
 log = logging.getLogger(__name__)
 
@@ -181,32 +180,27 @@ def _keep_original(
     *,
     queued: bool,
 ) -> Photo:
-    """The file staged, the row committed, the file published (see the module docstring)."""
+    """The row committed, then the original written (see the module docstring)."""
     photo_uuid = uuid.uuid4()
     extension, _ = imaging.ACCEPTED_FORMATS[probe.format]
-    path = storage.rendition_path(photo_uuid, ORIGINAL, extension)
-    staged = storage.stage(path, data)
+    path = photo_key(photo_uuid, ORIGINAL, extension)
+    with unit_of_work(factory) as session:
+        photo = session.scalars(
+            insert(Photo)
+            .values(
+                uuid=photo_uuid,
+                url=f"upload:{path}",
+                source="upload",
+                original_path=path,
+                renditions=list(wanted),
+                queued_at=func.now() if queued else None,
+            )
+            .returning(Photo)
+        ).one()
     try:
-        with unit_of_work(factory) as session:
-            photo = session.scalars(
-                insert(Photo)
-                .values(
-                    uuid=photo_uuid,
-                    url=f"upload:{path}",
-                    source="upload",
-                    original_path=path,
-                    renditions=list(wanted),
-                    queued_at=func.now() if queued else None,
-                )
-                .returning(Photo)
-            ).one()
+        storage.write(path, data)
     except BaseException:
-        staged.discard()
-        raise
-    try:
-        staged.publish()
-    except BaseException:
-        withdraw_upload(factory, storage, photo_uuid)
+        _withdraw_unwritten(factory, storage, photo_uuid, path)
         raise
     return photo
 
@@ -228,19 +222,34 @@ def _queue_upload(
 
 def withdraw_upload(factory: SessionFactory, storage: Storage, photo_uuid: uuid.UUID) -> bool:
     """Delete an upload nobody has started on: the row if still pending, and
-    then its files. The file goes before the commit, so a crash in between
-    leaves a row without a file, never a file without a row. True if withdrawn."""
+    then its original. The object goes before the commit, so a crash in between
+    leaves a row without an object, never an object without a row. True if withdrawn."""
     with unit_of_work(factory) as session:
         deleted = session.execute(
             delete(Photo)
             .where(Photo.uuid == photo_uuid, Photo.status == PhotoStatus.pending, Photo.attempts == 0)
-            .returning(Photo.uuid)
+            .returning(Photo.original_path)
         ).first()
-        if deleted is not None:
-            storage.delete_photo(photo_uuid)
+        if deleted is not None and deleted.original_path is not None:
+            # An outage raises here and keeps the row: never an object without one.
+            storage.delete([deleted.original_path])
     if deleted is not None:
         log.warning("upload withdrawn", extra={"photo": str(photo_uuid)})
     return deleted is not None
+
+
+def _withdraw_unwritten(factory: SessionFactory, storage: Storage, photo_uuid: uuid.UUID, key: str) -> None:
+    """The row of an upload whose original could not be written goes (the
+    client hears nothing was stored). The object is deleted too in case the
+    write landed although it failed (a reply lost to a timeout); in an outage
+    that cannot be done, and only such a write would leave an object behind."""
+    with unit_of_work(factory) as session:
+        session.execute(delete(Photo).where(Photo.uuid == photo_uuid))
+    try:
+        storage.delete([key])
+    except StorageUnavailable as exc:
+        log.warning("could not delete an unwritten original", extra={"key": key, "error": exc.reason})
+    log.warning("upload withdrawn", extra={"photo": str(photo_uuid)})
 
 
 def find_upload(session: Session, photo_uuid: uuid.UUID) -> Photo:
@@ -273,7 +282,7 @@ def read_image(session: Session, storage: Storage, photo_uuid: uuid.UUID, rendit
         relative = relative_or_none
     try:
         data = storage.read(relative)
-    except FileNotFoundError:
+    except MissingObject:
         raise ImageNotReady(f"the {rendition} file of photo {photo_uuid} is missing from storage") from None
     extension = relative.rsplit(".", 1)[-1]
     return StoredImage(data, _CONTENT_TYPES.get(extension, "application/octet-stream"))
@@ -308,10 +317,11 @@ def ask_query(asker: Asker, factory: SessionFactory, storage: Storage, image: by
 def record_answer(factory: SessionFactory, storage: Storage, answer: Answer) -> Recorded:
     """Insert the ``queries`` row, then write the file it names.
 
-    The row is committed first, so a file never exists without its row: a
-    writer killed mid-write leaves a row naming a missing file and a partial
-    file the storage sweeps, never an unnamed file. A write that fails removes
-    the row again.
+    The row is committed first, so an object never exists without its row: a
+    writer killed mid-write leaves a row naming a missing object (and, on the
+    local backend, a partial file the consumers sweep), never an unnamed
+    object. A write that fails (StorageUnavailable included) removes the row
+    again.
     """
     query_id = uuid.uuid4()
     path = mirrored_path(query_id, answer.mirrored.extension)

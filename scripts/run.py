@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
+from photos.config import ConfigError, Settings
 from web.wsgi import gunicorn_command
 
 
@@ -29,6 +30,11 @@ def consumer_count(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def main() -> int:
+    try:
+        Settings.from_env()
+    except ConfigError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
     port = os.environ.get("PORT", "3000")
     workers = int(os.environ.get("WEB_WORKERS", "2"))
     consumers = consumer_count()

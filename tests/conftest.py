@@ -15,6 +15,7 @@ from photos import db, schema
 from photos.config import Settings
 from photos.queue import Topology
 from tests.support.photo_host import PhotoHost
+from tests.support.s3 import MotoS3
 from tests.support.services import AMQP_URI, Broker, temporary_database, unique_queue
 from web import create_app
 
@@ -40,11 +41,31 @@ def session_factory(engine: Engine) -> Iterator[db.SessionFactory]:
     yield db.make_session_factory(engine)
 
 
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server on a free port of 127.0.0.1, for the whole session."""
+    server = MotoS3.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(database_uri: str, tmp_path: Path) -> Settings:
+def storage_kind(request: pytest.FixtureRequest) -> str:
+    """``local`` unless a module runs on both backends
+    (``tests.support.storage.BOTH_BACKENDS``)."""
+    kind: str = getattr(request, "param", "local")
+    return kind
+
+
+@pytest.fixture
+def settings(
+    database_uri: str, tmp_path: Path, storage_kind: str, request: pytest.FixtureRequest
+) -> Settings:
+    """The test's settings; with the S3 backend, a new bucket of its own (and
+    a THUMBS_DIR that must stay empty)."""
     thumbs = tmp_path / "thumbs"
     thumbs.mkdir()
-    return Settings(
+    settings = Settings(
         pg_uri=database_uri,
         amqp_uri=AMQP_URI,
         thumbs_dir=thumbs,
@@ -54,6 +75,10 @@ def settings(database_uri: str, tmp_path: Path) -> Settings:
         retry_base_delay=0.2,
         fetch_total_timeout=5.0,
     )
+    if storage_kind == "s3":
+        moto: MotoS3 = request.getfixturevalue("moto_s3")
+        settings = settings.with_(storage=moto.new_bucket(), s3=moto.client_settings())
+    return settings
 
 
 @pytest.fixture

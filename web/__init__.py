@@ -12,6 +12,7 @@ from photos.config import Settings
 from photos.db import is_unavailable
 from photos.imaging import ImageError, ImageTooLarge
 from photos.messages import BrokerUnavailable
+from photos.storage import StorageUnavailable
 from photos.uploads import UploadError
 from web import (
     auth,
@@ -74,6 +75,11 @@ def _register_errors(app: Flask) -> None:
     def broker_down(exc: BrokerUnavailable) -> tuple[Response, int]:
         log.warning("broker unavailable", extra={"error": str(exc)})
         return jsonify(error="the message broker is unavailable; nothing was queued, try again"), 503
+
+    @app.errorhandler(StorageUnavailable)
+    def storage_down(exc: StorageUnavailable) -> tuple[Response, int]:
+        log.warning("storage unavailable", extra={"error": exc.reason})
+        return jsonify(error=f"storage is unavailable, try again: {exc.reason}"), 503
 
     @app.errorhandler(SQLAlchemyError)
     def database_error(exc: SQLAlchemyError) -> tuple[Response, int]:

@@ -107,7 +107,9 @@ ERROR_RESPONSES = {
     "NotFound": _error("There is nothing at this address."),
     "PayloadTooLarge": _error("The body is larger than MAX_CONTENT_LENGTH, or the image than its limit."),
     "UnsupportedMediaType": _error("The body's content type is not one this operation takes."),
-    "ServiceUnavailable": _error("Postgres or RabbitMQ does not answer; nothing was done, try again."),
+    "ServiceUnavailable": _error(
+        "Postgres, RabbitMQ or storage does not answer; nothing was done, try again."
+    ),
     # gunicorn's own answer, before the app sees the request: HTML, not JSON.
     "URITooLong": {
         "description": "The request line is longer than gunicorn's limit (4094 bytes).",

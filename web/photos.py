@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from photos import operations, pipeline
 from photos.models import Photo
+from photos.storage import InvalidKey, MissingObject
 from web import bodies, headers, resources
 
 bp = Blueprint("photos", __name__)
@@ -286,9 +287,18 @@ def show(photo_uuid: uuid.UUID) -> Response:
     return jsonify(photo_record(photo, with_thumbnails=True))
 
 
-@bp.get("/thumbs/<path:relative>")
-def thumbnail(relative: str) -> Response:
-    """A stored file: a rendition, an uploaded original or a query's mirror.
+# Write-once names (the S3 backend's renditions) never change: cached for a
+# year without asking again. Every other name may be rewritten when its photo
+# is processed again: cached, but revalidated (ETag) on every use.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+
+@bp.get("/thumbs/<path:key>")
+def thumbnail(key: str) -> Response:
+    """A stored object (a rendition, an uploaded original or a query's mirror)
+    from either backend, with ETag, Last-Modified and a Cache-Control true to
+    its name; If-None-Match answers 304.
     ---
     get:
       tags: [photos]
@@ -296,6 +306,8 @@ def thumbnail(relative: str) -> Response:
       description: >-
         Served only as an image type a browser shows (by extension), under a sandboxing
         Content-Security-Policy; any other file as an application/octet-stream attachment.
+        ETag and Last-Modified on every answer, If-None-Match answered 304; Cache-Control
+        is immutable for write-once names (the S3 backend's renditions), no-cache otherwise.
       responses:
         200:
           description: The file.
@@ -306,18 +318,33 @@ def thumbnail(relative: str) -> Response:
             image/avif: {schema: {type: string, format: binary}}
             image/gif: {schema: {type: string, format: binary}}
             application/octet-stream: {schema: {type: string, format: binary}}
+        304:
+          description: Not modified (If-None-Match matched the ETag).
         404: NotFound
+        503: ServiceUnavailable
     """
+    storage = resources.get().storage
     try:
-        path = resources.get().storage.resolve(relative)
-    except ValueError:
-        raise NotFound() from None
-    if not path.is_file() or path.name.startswith("."):
-        raise NotFound()
+        if request.if_none_match:
+            info = storage.stat(key)
+            if request.if_none_match.contains_weak(info.etag.strip('"')):
+                return _object_response(
+                    Response(status=304), info.etag, info.last_modified, storage.is_write_once(key)
+                )
+        stored = storage.fetch(key)
+    except (InvalidKey, MissingObject):
+        raise NotFound("no such object") from None
     # Only as an image type a browser shows and never runs; anything else as a download.
-    mimetype = headers.image_type(path.name)
-    response = send_file(
-        path, mimetype=mimetype or headers.DOWNLOAD_TYPE, as_attachment=mimetype is None, max_age=3600
-    )
+    mimetype = headers.image_type(key)
+    response = Response(stored.data, mimetype=mimetype or headers.DOWNLOAD_TYPE)
+    if mimetype is None:
+        response.headers.set("Content-Disposition", "attachment", filename=key.rsplit("/", 1)[-1])
+    return _object_response(response, stored.info.etag, stored.info.last_modified, storage.is_write_once(key))
+
+
+def _object_response(response: Response, etag: str, last_modified: datetime, write_once: bool) -> Response:
+    response.set_etag(etag.strip('"'))
+    response.last_modified = last_modified
+    response.headers["Cache-Control"] = IMMUTABLE if write_once else REVALIDATE
     response.headers["Content-Security-Policy"] = headers.FILE_CONTENT_SECURITY_POLICY
     return response

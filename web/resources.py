@@ -14,7 +14,7 @@ from photos.config import Settings
 from photos.health import Readiness
 from photos.queue import Publisher, QueueInspector, Topology
 from photos.rpc import QueryClient
-from photos.storage import Storage
+from photos.storage import Storage, open_storage
 
 
 class Resources:
@@ -22,7 +22,7 @@ class Resources:
         self.settings = settings
         self.engine = db.make_engine(settings.pg_uri)
         self.session_factory = db.make_session_factory(self.engine)
-        self.storage = Storage(settings.thumbs_dir)
+        self.storage: Storage = open_storage(settings)
         self.topology = Topology(settings.queue_name)
         self.queue_inspector = QueueInspector(settings.amqp_uri)
         self._local = threading.local()
@@ -33,6 +33,8 @@ class Resources:
         self.readiness = Readiness()
         self.readiness.add("database", lambda: db.ping(self.engine))
         self.readiness.add("broker", lambda: queue.ping(settings.amqp_uri))
+        # The bucket (or THUMBS_DIR): a missing one or refused credentials say so here.
+        self.readiness.add("storage", self.storage.check)
         # Pillow's codecs: a build without one fails those photos, and says so here.
         self.readiness.add("imaging", imaging.check_codecs)
 

@@ -117,7 +117,7 @@ def test_idle_connections_dropped_during_a_download_cost_neither_a_lease_nor_an_
             ) from None
         assert state() == (PhotoStatus.completed, 1)
         assert photo_host.requests == ["/p.jpg"], "the photo was downloaded again"
-        assert_settled(session_factory, broker, settings.thumbs_dir, [photo], timeout=10)
+        assert_settled(session_factory, broker, settings, [photo], timeout=10)
     finally:
         gate.opened.set()
         worker.stop()

@@ -51,7 +51,7 @@ def test_alive_and_ready_when_everything_answers(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ok",
-        "checks": {"database": "ok", "broker": "ok", "imaging": "ok"},
+        "checks": {"database": "ok", "broker": "ok", "storage": "ok", "imaging": "ok"},
     }
 
 

@@ -40,7 +40,7 @@ def test_a_consumer_without_webp_fails_webp_photos_naming_libwebp_and_makes_the_
         finally:
             publisher.close()
         outcomes = assert_settled(
-            session_factory, broker, settings.thumbs_dir, [webp_photo, jpeg_photo], consumers=[consumer]
+            session_factory, broker, settings, [webp_photo, jpeg_photo], consumers=[consumer]
         )
     finally:
         if consumer.alive():

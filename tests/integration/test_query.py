@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -32,11 +31,14 @@ from photos.query import Answer, kilobytes
 from photos.rpc import DIRECT_REPLY_TO, QueryClient, QueryRequest
 from tests.support import colours, icc, images
 from tests.support.services import Broker, unreachable_amqp_uri
+from tests.support.storage import BOTH_BACKENDS, read_stored, stored_keys
 from tests.support.wait import wait_for
 from tests.support.worker_threads import WorkerThreads
 from web import create_app
 
 StartConsumer = Callable[[Settings], Worker]
+
+pytestmark = BOTH_BACKENDS
 
 
 def query_consumers(broker: Broker) -> int:
@@ -103,10 +105,6 @@ def rows(factory: SessionFactory) -> list[Query]:
         return list(session.scalars(select(Query)))
 
 
-def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
-
-
 # --- answers ---------------------------------------------------------------
 
 
@@ -128,9 +126,9 @@ def test_a_query_answers_the_size_and_keeps_a_mirrored_copy_named_by_its_record(
     assert row.size_bytes == 84_000
     assert row.mirrored_path == body["mirrored"]
     assert body["mirrored_url"] == f"/thumbs/{body['mirrored']}"
-    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / body["mirrored"]]
+    assert stored_keys(settings) == [body["mirrored"]]
 
-    mirrored = images.decode((settings.thumbs_dir / body["mirrored"]).read_bytes())
+    mirrored = images.decode(read_stored(settings, body["mirrored"]))
     assert mirrored.format == "JPEG"
     assert mirrored.size == (400, 300)
     # The red mark of the top-left corner is now top-right.
@@ -139,7 +137,7 @@ def test_a_query_answers_the_size_and_keeps_a_mirrored_copy_named_by_its_record(
 
     served = client.get(body["mirrored_url"])
     assert served.status_code == 200
-    assert served.data == (settings.thumbs_dir / body["mirrored"]).read_bytes()
+    assert served.data == read_stored(settings, body["mirrored"])
 
 
 def test_a_png_is_mirrored_into_a_png(client: FlaskClient, answering: Worker, settings: Settings) -> None:
@@ -148,7 +146,7 @@ def test_a_png_is_mirrored_into_a_png(client: FlaskClient, answering: Worker, se
     assert status == 200, body
     assert body["size"] == f"{kilobytes(len(data))}kb"
     assert body["mirrored"].endswith(".png")
-    mirrored = images.decode((settings.thumbs_dir / body["mirrored"]).read_bytes())
+    mirrored = images.decode(read_stored(settings, body["mirrored"]))
     assert (mirrored.format, mirrored.mode, mirrored.size) == ("PNG", "RGBA", (120, 80))
     assert images.is_red(mirrored.getpixel((120 - 3, 3)))  # type: ignore[arg-type]
 
@@ -173,7 +171,7 @@ def test_every_query_gets_its_own_record_and_file(
     assert len({a["id"] for a in answers}) == 3
     assert [a["width"] for a in answers] == [60, 61, 62]
     assert sorted(str(r.uuid) for r in rows(session_factory)) == sorted(a["id"] for a in answers)
-    assert len(files_under(settings.thumbs_dir)) == 3
+    assert len(stored_keys(settings)) == 3
 
 
 # --- refusals --------------------------------------------------------------
@@ -202,7 +200,7 @@ def test_what_is_not_an_image_is_refused_by_the_consumer_with_a_415(
     assert status == 415
     assert body == {"error": "not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"}
     assert rows(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
 
 
 def test_a_truncated_image_is_a_415(client: FlaskClient, answering: Worker) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from photos import schema
 from photos.config import Settings
 from photos.db import sqlalchemy_url
+from tests.support.s3 import MotoS3
 from tests.support.services import temporary_database
 
 
@@ -104,3 +105,19 @@ def test_reset_replaces_a_hand_made_schema_of_the_original_exercise(tmp_path: Pa
         assert scalar(uri, "SELECT version_num FROM alembic_version") is not None
         assert scalar(uri, "SELECT count(*) FROM photos") == 0
         execute(uri, "INSERT INTO photos (url, status) VALUES ('y', 'failed')")
+
+
+def test_reset_removes_what_the_dropped_rows_named_from_the_bucket(moto_s3: MotoS3, tmp_path: Path) -> None:
+    """make db-schema on the S3 backend: the renditions, originals and query
+    mirrors go with their rows; what the service did not write stays."""
+    location = moto_s3.new_bucket(prefix="thumbs/")
+    s3 = moto_s3.client()
+    for key in ("ab/abc/fit-320.0123456789abcdef.jpg", "ab/abc/original.png", "queries/cd/x-mirrored.jpg"):
+        s3.put_object(Bucket=location.bucket, Key=location.prefix + key, Body=b"x")
+    s3.put_object(Bucket=location.bucket, Key=location.prefix + "README.txt", Body=b"mine")
+    s3.put_object(Bucket=location.bucket, Key="elsewhere/ab/abc/fit-320.jpg", Body=b"not under the prefix")
+    with temporary_database() as uri:
+        schema.reset(
+            Settings(pg_uri=uri, thumbs_dir=tmp_path, storage=location, s3=moto_s3.client_settings())
+        )
+    assert sorted(moto_s3.objects(location)) == ["elsewhere/ab/abc/fit-320.jpg", "thumbs/README.txt"]

@@ -16,10 +16,13 @@ from photos.config import Settings
 from photos.db import SessionFactory, unit_of_work
 from photos.models import Photo, PhotoStatus, Thumbnail
 from photos.queue import Publisher, Topology
-from photos.storage import Storage
+from photos.storage import Storage, open_storage
 from tests.support import images
 from tests.support.services import Broker
-from tests.support.uploads import AppClients, b64, drain, files_under, photos_in, process_queued, processor
+from tests.support.storage import BOTH_BACKENDS, read_stored, stored_keys
+from tests.support.uploads import AppClients, b64, drain, photos_in, process_queued, processor
+
+pytestmark = BOTH_BACKENDS
 
 
 @pytest.fixture
@@ -59,8 +62,8 @@ def test_a_square_image_becomes_a_waiting_task_with_its_original_kept_and_queued
     assert photo.original_path == f"{str(task)[:2]}/{task}/original.png"
     assert photo.url == f"upload:{photo.original_path}"
     assert photo.queued_at is not None
-    assert (settings.thumbs_dir / photo.original_path).read_bytes() == data
-    assert files_under(settings.thumbs_dir) == [settings.thumbs_dir / photo.original_path]
+    assert read_stored(settings, photo.original_path) == data
+    assert stored_keys(settings) == [photo.original_path]
     assert [m.photo_uuid for m in drain(broker)] == [task]
 
 
@@ -96,7 +99,7 @@ def test_bad_base64_is_a_400_and_stores_nothing(
     assert response.status_code == 400
     assert error in response.get_json()["error"]
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
     assert broker.depth() == 0
 
 
@@ -135,7 +138,7 @@ def test_only_square_images_are_accepted(
     assert response.status_code == 400
     assert response.get_json() == {"error": f"only square images are accepted, got {displayed}"}
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
 
 
 def test_a_square_judged_by_its_displayed_size_is_accepted(client: FlaskClient) -> None:
@@ -154,7 +157,7 @@ def test_bytes_that_are_not_an_image_are_a_415(
     assert response.status_code == 415
     assert response.get_json()["error"]
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
 
 
 def test_a_body_over_max_content_length_is_a_413(make_client: AppClients) -> None:
@@ -207,7 +210,7 @@ def test_a_broker_or_database_that_is_down_is_a_503_and_nothing_stays(
     assert response.status_code == 503
     assert error in response.get_json()["error"]
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
     assert broker.depth() == 0
 
 
@@ -318,12 +321,12 @@ def test_a_task_whose_image_cannot_be_processed_fails_with_a_reason(
 def test_withdraw_removes_an_untouched_upload_and_its_files(
     settings: Settings, session_factory: SessionFactory, broker: Broker
 ) -> None:
-    storage = Storage(settings.thumbs_dir)
+    storage = open_storage(settings)
     photo = register(settings, session_factory, storage)
     assert broker.depth() == 0
     assert uploads.withdraw_upload(session_factory, storage, photo) is True
     assert photos_in(session_factory) == []
-    assert files_under(settings.thumbs_dir) == []
+    assert stored_keys(settings) == []
 
 
 def test_withdraw_keeps_an_upload_a_consumer_has_claimed(
@@ -331,14 +334,14 @@ def test_withdraw_keeps_an_upload_a_consumer_has_claimed(
 ) -> None:
     """The message got through although its confirm did not: the consumer that
     took it must find its photo and original."""
-    storage = Storage(settings.thumbs_dir)
+    storage = open_storage(settings)
     photo = register(settings, session_factory, storage)
     assert isinstance(processor(settings, session_factory).claim(photo), pipeline.Claim)
     assert uploads.withdraw_upload(session_factory, storage, photo) is False
     [row] = photos_in(session_factory)
     assert row.status == PhotoStatus.processing
     assert row.original_path is not None
-    assert (settings.thumbs_dir / row.original_path).is_file()
+    assert stored_keys(settings) == [row.original_path]
 
 
 def register(settings: Settings, factory: SessionFactory, storage: Storage) -> uuid.UUID:

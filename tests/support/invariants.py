@@ -8,12 +8,15 @@ Every requested photo is in exactly one terminal state:
 
 No photo stays ``pending`` or ``processing``; the work, delay and dead-letter
 queues are drained (checked once the consumers have stopped, so that a message
-still unacknowledged would have come back and be counted); and every file under
-the thumbs directory is named by a row, with no ``.partial-*`` file left behind.
+still unacknowledged would have come back and be counted); and every object
+in storage (every file under the thumbs directory, or every object under the
+bucket's prefix) is named by a row, with no ``.partial-*`` file left behind.
+With the S3 backend nothing at all may be written to THUMBS_DIR.
 """
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Collection, Sequence
@@ -25,9 +28,10 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from photos.config import Settings
 from photos.db import SessionFactory, is_unavailable, unit_of_work
 from photos.models import Photo, PhotoStatus, Query, Thumbnail
-from photos.storage import PARTIAL_PREFIX
+from photos.storage import PARTIAL_PREFIX, MissingObject, open_storage
 from tests.support.services import Broker
 
 TERMINAL = (PhotoStatus.completed, PhotoStatus.failed)
@@ -49,7 +53,7 @@ class Outcome:
 def assert_settled(
     factory: SessionFactory,
     broker: Broker | None,
-    thumbs_dir: Path,
+    settings: Settings,
     photos: Collection[uuid.UUID],
     *,
     consumers: Sequence[Stoppable] = (),
@@ -86,14 +90,21 @@ def assert_settled(
         depths = {q: broker.depth(q) for q in (t.queue, t.delay_queue, t.dead_queue)}
         assert depths == dict.fromkeys(depths, 0), f"queues not drained once consumers stopped: {depths}"
 
-    outcomes = check_rows_and_files(factory, thumbs_dir, wanted)
+    outcomes = check_rows_and_files(factory, settings, wanted)
     return outcomes
 
 
 def check_rows_and_files(
-    factory: SessionFactory, thumbs_dir: Path, photos: Collection[uuid.UUID]
+    factory: SessionFactory,
+    settings: Settings,
+    photos: Collection[uuid.UUID],
+    *,
+    thumbs_dirs: Sequence[Path] = (),
 ) -> dict[uuid.UUID, Outcome]:
-    """The database and file half of the invariant (no waiting, no broker)."""
+    """The database and storage half of the invariant (no waiting, no broker),
+    on the storage ``settings`` choose. ``thumbs_dirs``: more local directories
+    (other hosts') that the S3 backend must have left empty too."""
+    storage = open_storage(settings)
     wanted = set(photos)
     with unit_of_work(factory) as session:
         rows = session.execute(
@@ -119,9 +130,11 @@ def check_rows_and_files(
                 f"photo {r.uuid} is completed with renditions {names}, wants {sorted(r.renditions)}"
             )
             for t in mine:
-                path = thumbs_dir / t.key
-                assert path.is_file(), f"photo {r.uuid}: {t.key} is recorded but missing"
-                with Image.open(path) as im:
+                try:
+                    data = storage.read(t.key)
+                except MissingObject:
+                    raise AssertionError(f"photo {r.uuid}: {t.key} is recorded but missing") from None
+                with Image.open(io.BytesIO(data)) as im:
                     im.load()
                     assert im.size == (t.width, t.height), (
                         f"photo {r.uuid}: {t.key} is {im.size}, recorded as {(t.width, t.height)}"
@@ -134,11 +147,19 @@ def check_rows_and_files(
         outcomes[r.uuid] = Outcome(r.status, r.failure_reason, r.attempts)
 
     named = {t.key for t in thumbnails} | originals | mirrored
-    on_disk = {p.relative_to(thumbs_dir).as_posix() for p in thumbs_dir.rglob("*") if p.is_file()}
-    partials = sorted(p for p in on_disk if Path(p).name.startswith(PARTIAL_PREFIX))
-    assert not partials, f"half-written files left behind: {partials}"
-    orphans = sorted(on_disk - named)
-    assert not orphans, f"files no row names: {orphans}"
+    if settings.storage is None:
+        root = settings.thumbs_dir
+        stored = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+        partials = sorted(p for p in stored if Path(p).name.startswith(PARTIAL_PREFIX))
+        assert not partials, f"half-written files left behind: {partials}"
+    else:
+        # A PUT is all or nothing: an object listed is whole.
+        stored = set(storage.list_keys())
+        for directory in (settings.thumbs_dir, *thumbs_dirs):
+            written = [p for p in directory.rglob("*") if p.is_file()]
+            assert not written, f"the S3 backend wrote to a local directory: {written[:5]}"
+    orphans = sorted(stored - named)
+    assert not orphans, f"objects no row names: {orphans}"
     return outcomes
 
 

@@ -137,6 +137,25 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         FETCH_TOTAL_TIMEOUT=str(settings.fetch_total_timeout),
         FETCH_MAX_BYTES=str(settings.fetch_max_bytes),
     )
+    for name in (
+        "STORAGE_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        env.pop(name, None)
+    if settings.storage is not None:
+        s3 = settings.s3
+        env["STORAGE_URL"] = f"s3://{settings.storage.bucket}/{settings.storage.prefix}"
+        for name, value in (
+            ("AWS_ENDPOINT_URL_S3", s3.endpoint_url),
+            ("AWS_DEFAULT_REGION", s3.region),
+            ("AWS_ACCESS_KEY_ID", s3.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key),
+        ):
+            if value is not None:
+                env[name] = value
     env.update(extra)
     return env
 

@@ -17,7 +17,7 @@ from photos.errors import PermanentError
 from photos.locks import PhotoLocks, make_lock_engine
 from photos.messages import PhotoMessage
 from photos.models import Photo
-from photos.storage import Storage
+from photos.storage import open_storage
 from tests.support.services import Broker
 from web import create_app
 
@@ -55,7 +55,7 @@ def processor(settings: Settings, factory: SessionFactory) -> pipeline.Processor
     fails the photo (and the test)."""
     return pipeline.Processor(
         factory=factory,
-        storage=Storage(settings.thumbs_dir),
+        storage=open_storage(settings),
         fetcher=_no_download,
         locks=PhotoLocks(make_lock_engine(settings.pg_uri)),
         lease_seconds=settings.lease_seconds,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from photos.config import DEFAULT_AMQP_URI, DEFAULT_PG_URI, ConfigError, Settings
+from photos.config import DEFAULT_AMQP_URI, DEFAULT_PG_URI, ConfigError, S3Client, S3Location, Settings
 
 
 def test_an_empty_environment_gives_working_local_defaults() -> None:
@@ -106,3 +106,66 @@ def test_metrics_settings_are_off_unless_set() -> None:
 def test_a_bad_metrics_port_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="METRICS_PORT"):
         Settings.from_env({"METRICS_PORT": raw})
+
+
+# --- STORAGE_URL ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "bucket", "prefix"),
+    [
+        ("s3://photos", "photos", ""),
+        ("s3://photos/", "photos", ""),
+        ("s3://photos/thumbs", "photos", "thumbs/"),
+        ("s3://my.bucket-1/a/b/", "my.bucket-1", "a/b/"),
+    ],
+)
+def test_storage_url_names_a_bucket_and_a_prefix(raw: str, bucket: str, prefix: str) -> None:
+    settings = Settings.from_env({"STORAGE_URL": raw, "AWS_ENDPOINT_URL_S3": "http://minio:9000"})
+    assert settings.storage == S3Location(bucket, prefix)
+    assert settings.s3.endpoint_url == "http://minio:9000"
+
+
+def test_without_storage_url_the_thumbs_directory_is_used() -> None:
+    assert Settings.from_env({"STORAGE_URL": ""}).storage is None
+    assert Settings.from_env({}).storage is None
+
+
+def test_the_s3_client_is_configured_the_boto3_way_and_hides_its_secret() -> None:
+    settings = Settings.from_env(
+        {
+            "STORAGE_URL": "s3://photos",
+            "AWS_ENDPOINT_URL_S3": "http://minio:9000",
+            "AWS_DEFAULT_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "key-id",
+            "AWS_SECRET_ACCESS_KEY": "very-secret",
+        }
+    )
+    assert settings.s3 == S3Client("http://minio:9000", "eu-west-3", "key-id", "very-secret")
+    assert "very-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "photos",
+        "/var/thumbs",
+        "file:///var/thumbs",
+        "http://bucket/prefix",
+        "s3://",
+        "s3:///prefix",
+        "s3://Bucket",
+        "s3://b",
+        "s3://bucket_name",
+        "s3://bucket..name",
+        "s3://bucket:9000/x",
+        "s3://user@bucket",
+        "s3://bucket/a/../b",
+        "s3://bucket/a//b",
+        "s3://bucket/x?versioning=1",
+    ],
+)
+def test_a_malformed_storage_url_is_a_clear_error(raw: str) -> None:
+    with pytest.raises(ConfigError, match="STORAGE_URL must be s3://bucket") as caught:
+        Settings.from_env({"STORAGE_URL": raw})
+    assert repr(raw) in str(caught.value)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from photos.storage import PARTIAL_PREFIX, Storage
+from photos.storage import PARTIAL_PREFIX, LocalStorage, prune_photo
 from tests.support.services import ROOT
 
 PHOTO = uuid.UUID("6f1c2a4e-0000-4000-8000-000000000001")
@@ -23,13 +23,13 @@ def files(root: Path) -> list[str]:
 
 
 def test_a_rendition_is_named_by_its_photo_and_recipe(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    assert storage.rendition_path(PHOTO, "fit-320", "jpg") == f"6f/{PHOTO}/fit-320.jpg"
+    storage = LocalStorage(tmp_path)
+    assert storage.rendition_key(PHOTO, "fit-320", "jpg") == f"6f/{PHOTO}/fit-320.jpg"
 
 
 def test_writing_again_replaces_the_file_and_adds_none(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    path = storage.rendition_path(PHOTO, "fit-320", "jpg")
+    storage = LocalStorage(tmp_path)
+    path = storage.rendition_key(PHOTO, "fit-320", "jpg")
     storage.write(path, b"first")
     storage.write(path, b"second")
     assert storage.read(path) == b"second"
@@ -38,11 +38,11 @@ def test_writing_again_replaces_the_file_and_adds_none(tmp_path: Path) -> None:
 
 
 def test_staged_bytes_have_no_name_until_published(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    path = storage.rendition_path(PHOTO, "original", "png")
+    storage = LocalStorage(tmp_path)
+    path = storage.rendition_key(PHOTO, "original", "png")
     staged = storage.stage(path, b"data")
     assert files(tmp_path) == []
-    assert staged.publish() == tmp_path / path
+    staged.publish()
     assert files(tmp_path) == [path]
     storage.stage(path, b"other").discard()
     assert storage.read(path) == b"data"
@@ -50,8 +50,8 @@ def test_staged_bytes_have_no_name_until_published(tmp_path: Path) -> None:
 
 
 def test_publishing_over_an_existing_file_replaces_it(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    path = storage.rendition_path(PHOTO, "fit-320", "jpg")
+    storage = LocalStorage(tmp_path)
+    path = storage.rendition_key(PHOTO, "fit-320", "jpg")
     storage.write(path, b"old")
     storage.stage(path, b"new").publish()
     assert storage.read(path) == b"new"
@@ -65,8 +65,8 @@ def test_publishing_over_an_existing_file_replaces_it(tmp_path: Path) -> None:
 def test_paths_that_leave_the_root_are_refused(tmp_path: Path, relative: str) -> None:
     root = tmp_path / "thumbs"
     root.mkdir()
-    storage = Storage(root)
-    with pytest.raises(ValueError, match="leaves the storage root"):
+    storage = LocalStorage(root)
+    with pytest.raises(ValueError, match=r"leaves the storage root|is not a storage key"):
         storage.resolve(relative)
     with pytest.raises(ValueError):
         storage.write(relative, b"x")
@@ -78,19 +78,24 @@ def test_a_symlink_cannot_lead_out_of_the_root(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("secret")
     (root / "6f").symlink_to(tmp_path)
     with pytest.raises(ValueError, match="leaves the storage root"):
-        Storage(root).resolve("6f/secret.txt")
+        LocalStorage(root).resolve("6f/secret.txt")
 
 
-def test_removing_renditions_keeps_the_uploaded_original(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+def test_pruning_a_photo_keeps_the_keys_its_rows_name_and_nothing_else(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    other = uuid.UUID("6f1c2a4e-0000-4000-8000-000000000002")
     for name, ext in (("original", "png"), ("fit-320", "jpg"), ("mirror", "png"), ("square-64", "jpg")):
-        storage.write(storage.rendition_path(PHOTO, name, ext), b"x")
-    storage.remove_renditions(PHOTO, ["fit-320", "mirror", "square-32"])
-    assert files(tmp_path) == [
-        storage.rendition_path(PHOTO, "original", "png"),
-        storage.rendition_path(PHOTO, "square-64", "jpg"),
+        storage.write(storage.rendition_key(PHOTO, name, ext), b"x")
+    storage.write(storage.rendition_key(other, "fit-320", "jpg"), b"x")
+    kept = [storage.rendition_key(PHOTO, "original", "png"), storage.rendition_key(PHOTO, "square-64", "jpg")]
+    removed = prune_photo(storage, PHOTO, kept)
+    assert sorted(removed) == [
+        storage.rendition_key(PHOTO, n, e) for n, e in (("fit-320", "jpg"), ("mirror", "png"))
     ]
-    storage.remove_renditions(uuid.uuid4(), ["fit-320"])  # nothing there: nothing to do
+    assert files(tmp_path) == sorted([*kept, storage.rendition_key(other, "fit-320", "jpg")])
+    assert prune_photo(storage, uuid.uuid4(), []) == []  # nothing there: nothing to do
+    prune_photo(storage, PHOTO, [])
+    assert not (tmp_path / "6f" / str(PHOTO)).exists(), "an emptied photo folder stays behind"
 
 
 # --- writers that die ----------------------------------------------------------
@@ -98,10 +103,10 @@ def test_removing_renditions_keeps_the_uploaded_original(tmp_path: Path) -> None
 WRITER = """
 import sys
 from pathlib import Path
-from photos.storage import Storage
+from photos.storage import LocalStorage
 
-storage = Storage(Path(sys.argv[1]))
-path = storage.rendition_path(__import__("uuid").UUID(sys.argv[2]), "fit-320", "jpg")
+storage = LocalStorage(Path(sys.argv[1]))
+path = storage.rendition_key(__import__("uuid").UUID(sys.argv[2]), "fit-320", "jpg")
 if sys.argv[3] == "stage":
     staged = storage.stage(path, b"x" * 1_000_000)
     print("staged", flush=True)
@@ -142,8 +147,8 @@ def test_a_writer_killed_mid_write_leaves_one_whole_file_once_swept(tmp_path: Pa
     process.send_signal(signal.SIGKILL)
     process.wait()
     # What a consumer does when it starts: its dead predecessors' partial files go.
-    Storage(tmp_path).sweep_partials()
-    path = Storage(tmp_path).rendition_path(PHOTO, "fit-320", "jpg")
+    LocalStorage(tmp_path).sweep_partials()
+    path = LocalStorage(tmp_path).rendition_key(PHOTO, "fit-320", "jpg")
     assert files(tmp_path) == [path]
     data = (tmp_path / path).read_bytes()
     version = data[: len(data) // 100_000]
@@ -151,7 +156,7 @@ def test_a_writer_killed_mid_write_leaves_one_whole_file_once_swept(tmp_path: Pa
 
 
 def test_sweeping_removes_partials_of_dead_writers_only(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = LocalStorage(tmp_path)
     directory = tmp_path / "6f" / str(PHOTO)
     directory.mkdir(parents=True)
     dead = subprocess.run(
@@ -172,4 +177,4 @@ def test_sweeping_removes_partials_of_dead_writers_only(tmp_path: Path) -> None:
     assert storage.sweep_partials(older_than=600) == 1
     assert [p.name for p in directory.iterdir()] == [mine.name]
 
-    assert Storage(tmp_path / "missing").sweep_partials() == 0
+    assert LocalStorage(tmp_path / "missing").sweep_partials() == 0
