@@ -244,6 +244,8 @@ def test_a_killed_consumers_photo_is_completed_by_another_within_seconds_in_ever
             what="the takeover",
         )
         took.append(time.monotonic() - killed)
+        # Logged after the commit (and, after a takeover, the storage prune): wait for it.
+        wait_for(partial(events, beside, "message done", p), what="the outcome logged")
         assert [e["outcome"] for e in events(beside, "message done", p)] == ["completed"]
         assert not events(beside, "message delayed", p)
     print(f"killed consumer's photo completed by another after {', '.join(f'{t:.2f}' for t in took)} s")

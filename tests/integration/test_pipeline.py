@@ -362,6 +362,35 @@ def test_files_of_an_attempt_that_died_before_committing_go_when_the_photo_fails
     )
 
 
+@pytest.mark.parametrize("redelivered", [False, True], ids=["lease-ran-out", "lock-free-on-redelivery"])
+def test_objects_of_an_attempt_that_died_before_committing_go_when_the_photo_is_taken_over(
+    settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost, redelivered: bool
+) -> None:
+    """A consumer killed after storing its rendition and before committing
+    leaves an object no row names (on S3 under a name of its own, which the
+    next attempt does not overwrite); the consumer that takes the photo over
+    removes it, and completes the photo with an object of its own."""
+    [p] = add(session_factory, [photo_host.add("p.jpg", serve_bytes(JPEG))])
+    storage = open_storage(settings)
+    left = storage.rendition_key(p, "fit-320", "jpg")
+    storage.write(left, b"the dead consumer's bytes")
+    storage.write(f"{str(p)[:2]}/{p}/fit-320.0123456789abcdef.jpg", b"an older attempt's")
+    set_columns(
+        session_factory,
+        p,
+        status=PhotoStatus.processing,
+        attempts=1,
+        lease_owner=uuid.uuid4(),
+        lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, 60) if redelivered else LEASE_OVER,
+    )
+    successor = processor(settings, session_factory)
+    assert successor.handle(PhotoMessage(p), redelivered=redelivered) == Done(Settled.completed)
+    outcome = check_rows_and_files(session_factory, settings, [p])[p]
+    assert (outcome.status, outcome.attempts) == (PhotoStatus.completed, 2)
+    [kept] = stored_keys(settings)
+    assert images.decode(read_stored(settings, kept)).size == (320, 240)
+
+
 def test_a_photo_left_processing_without_a_lease_is_taken_over(
     settings: Settings, session_factory: SessionFactory, photo_host: PhotoHost
 ) -> None:
