@@ -43,7 +43,9 @@ def parse_retry(payload: object) -> str | None:
     if "reason" not in payload:
         return None
     reason = payload["reason"]
-    if not isinstance(reason, str) or not reason:
+    # Postgres text never holds a NUL, so no listed reason has one; the
+    # database would refuse the string outright rather than match nothing.
+    if not isinstance(reason, str) or not reason or "\x00" in reason:
         raise BadRequest(RETRY_BODY)
     return reason
 

@@ -129,6 +129,7 @@ def test_retry_with_nothing_to_queue_answers_200(
         b'{"reason": 3}',
         b'{"reason": ""}',
         b'{"reason": null}',
+        b'{"reason": "x\\u0000"}',
         b'{"reasons": ["x"]}',
         b'{"reason": "x", "limit": 1}',
         b"{not json",
