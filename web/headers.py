@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from photos.storage import CONTENT_TYPES
+
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
@@ -29,12 +31,7 @@ FILE_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox; frame-ancestors 'no
 # Extensions of the files under the thumbs directory a browser may be given,
 # with the only type each is served as; anything else goes out as a download.
 IMAGE_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "gif": "image/gif",
+    ext: kind for ext, kind in CONTENT_TYPES.items() if ext in {"jpg", "jpeg", "png", "webp", "avif", "gif"}
 }
 DOWNLOAD_TYPE = "application/octet-stream"
 
