@@ -333,11 +333,13 @@ def outcome_is_clear(data: bytes) -> None:
 
 
 fuzz = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-# Pillow warns about the broken or cut-off EXIF blocks these inputs are full of;
-# the photo is still made (test_a_broken_exif_block_is_ignored_and_the_photo_still_made),
+# Pillow warns about the broken or cut-off EXIF blocks and TIFF tags these inputs
+# are full of; the photo is still made (test_a_broken_exif_block_is_ignored_and_the_photo_still_made),
 # so the warnings are expected here.
 expected_exif_warnings = pytest.mark.filterwarnings(
-    "ignore:Corrupt EXIF data:UserWarning", "ignore:Truncated File Read:UserWarning"
+    "ignore:Corrupt EXIF data:UserWarning",
+    "ignore:Truncated File Read:UserWarning",
+    "ignore:Tag data larger than file:UserWarning",
 )
 
 
