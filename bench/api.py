@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from bench.report import Report
+from bench.timing import wall_seconds
 from photos import db, schema
 from photos.config import Settings
 from photos.queue import Topology
@@ -27,15 +26,6 @@ from web import create_app
 
 PHOTOS = 100_000
 QUEUED = 10_000
-
-
-def _seconds(action: Callable[[], object], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def run(report: Report, rounds: int) -> None:
@@ -88,8 +78,8 @@ def _measure(report: Report, client: FlaskClient, broker: Broker, uuids: list[st
         url = response.headers["Link"].split(">")[0].lstrip("<")
     middle = url
 
-    first_page = _seconds(lambda: get("/photos/pending"), repeat)
-    middle_page = _seconds(lambda: get(middle), repeat)
+    first_page = wall_seconds(lambda: get("/photos/pending"), repeat)
+    middle_page = wall_seconds(lambda: get(middle), repeat)
     report.figure("GET /photos/pending (first 1,000), median", statistics.median(first_page) * 1000, "ms")
     report.figure(
         "GET /photos/pending?after=… (page 50), median", statistics.median(middle_page) * 1000, "ms"
@@ -110,7 +100,7 @@ def _measure(report: Report, client: FlaskClient, broker: Broker, uuids: list[st
 
     posted: list[float] = []
     for _ in range(repeat):
-        posted += _seconds(process, 1)
+        posted += wall_seconds(process, 1)
         with broker.channel() as channel:
             channel.queue_purge(broker.topology.queue)
     report.figure(

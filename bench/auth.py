@@ -20,7 +20,7 @@ from bench.report import Report
 from photos import db, keys, schema
 from photos.config import Settings
 from photos.models import ApiKey
-from tests.support.services import AMQP_URI, Process, closed_port, service_env, temporary_database
+from tests.support.services import AMQP_URI, Process, answers_ok, closed_port, service_env, temporary_database
 from tests.support.wait import wait_for
 from web.wsgi import gunicorn_command
 
@@ -43,7 +43,7 @@ def run(report: Report, rounds: int) -> None:
         ).start()
         url = f"http://127.0.0.1:{port}{PATH}"
         try:
-            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, what="gunicorn to answer")
+            wait_for(lambda: answers_ok(f"http://127.0.0.1:{port}/healthz"), 60, what="gunicorn to answer")
             key = keys.create_key(factory, "bench")
             session = requests.Session()
             timings: dict[str, list[float]] = {"open": [], "keyed": []}
@@ -89,10 +89,3 @@ def run(report: Report, rounds: int) -> None:
 def _set_revoked(engine: Engine, *, revoked: bool) -> None:
     with engine.begin() as connection:
         connection.execute(update(ApiKey).values(revoked_at=text("now()") if revoked else None))
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

@@ -14,16 +14,15 @@ counter), timed in a loop.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
 from sqlalchemy import text
 
 from bench.report import Report
+from bench.timing import median_ms, wall_seconds
 from photos import db, operations, schema
 from photos.config import Settings
 from photos.metrics import Processed, ProcessingMetrics, Stage
@@ -32,6 +31,7 @@ from tests.support.services import (
     AMQP_URI,
     Broker,
     Process,
+    answers_ok,
     closed_port,
     service_env,
     temporary_database,
@@ -42,15 +42,6 @@ from web.wsgi import gunicorn_command
 
 PHOTOS = 100_000
 SCRAPES = 30
-
-
-def _median_ms(action: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
 
 
 def run(report: Report, rounds: int) -> None:
@@ -87,7 +78,7 @@ def run(report: Report, rounds: int) -> None:
         base = f"http://127.0.0.1:{port}"
         inspector = QueueInspector(AMQP_URI)
         try:
-            wait_for(lambda: _answers(base + "/readyz"), 60, what="gunicorn to answer")
+            wait_for(lambda: answers_ok(base + "/readyz"), 60, what="gunicorn to answer")
             session = requests.Session()
             for path in ("/photos/pending?limit=10", "/photos/failures", "/healthz", "/stats", "/nothing"):
                 for _ in range(5):
@@ -96,10 +87,12 @@ def run(report: Report, rounds: int) -> None:
             assert first.status_code == 200, first.text
             assert f'photo_processor_photos{{status="pending"}} {PHOTOS // 4}.0' in first.text
             repeat = max(SCRAPES, rounds * 2)
-            scrape = _median_ms(lambda: session.get(base + "/metrics", timeout=10).raise_for_status(), repeat)
-            count = _median_ms(lambda: operations.status_counts(factory), repeat)
+            scrape = median_ms(
+                wall_seconds(lambda: session.get(base + "/metrics", timeout=10).raise_for_status(), repeat)
+            )
+            count = median_ms(wall_seconds(lambda: operations.status_counts(factory), repeat))
             queues = list(topology.watched_queues.values())
-            depths = _median_ms(lambda: inspector.states(queues), repeat)
+            depths = median_ms(wall_seconds(lambda: inspector.states(queues), repeat))
         finally:
             inspector.close()
             web.terminate()
@@ -132,10 +125,3 @@ def _per_photo(report: Report) -> None:
     # A thumbnail of the smallest photo of the corpus takes milliseconds: 0.1 ms
     # is under a few per cent of it, below what the end-to-end runs can tell apart.
     report.goal("consumer metrics cost per photo", per_photo_us / 1000, "≤", 0.1, kind="", unit="ms")
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

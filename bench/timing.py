@@ -29,5 +29,16 @@ def cpu_of_command(args: Sequence[str], stdin: bytes) -> float:
     return children_cpu() - start
 
 
+def wall_seconds(action: Callable[[], object], repeat: int) -> list[float]:
+    """Wall seconds of each of ``repeat`` runs of ``action`` (for work that
+    waits on another process: a server, the database)."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
 def median_ms(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1000
